@@ -1,0 +1,45 @@
+{#- One row per valid login message: the exercise's table, with the PII masked.
+    masked_ip / masked_device_id are keyed HMAC-SHA256 (hex) of the canonical value, so
+    equal values get equal masks (count duplicates with them) and the raw values never reach
+    this schema. Incremental on the SQS message id. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='message_id',
+        on_schema_change='append_new_columns',
+        indexes=[
+            {'columns': ['message_id'], 'unique': true},
+            {'columns': ['loaded_at']},
+        ],
+    )
+}}
+
+with
+
+login_events as (
+    select events.*
+    from {{ ref('stg_sqs__login_events') }} as events
+    where
+        events.reject_reason is null
+        {%- if is_incremental() %}
+        and {{ not_yet_processed('events') }}
+        {%- endif %}
+),
+
+final as (
+    select
+        user_id::varchar(128) as user_id,
+        device_type::varchar(32) as device_type,
+        {{ mask_pii('ip', 'ip') }}::varchar(256) as masked_ip,
+        {{ mask_pii('device_id', 'device_id') }}::varchar(256) as masked_device_id,
+        locale::varchar(32) as locale,
+        app_version_code as app_version,
+        create_date,
+        message_id::varchar(128) as message_id,
+        app_version::varchar(32) as app_version_string,
+        sent_at,
+        loaded_at
+    from login_events
+)
+
+select * from final

@@ -1,0 +1,41 @@
+{#- Messages that are not a valid login, each with the reason, kept with the body exactly as
+    received so they can be fixed and replayed. Incremental, so a reject is kept even after
+    the raw body is purged. Not readable by analysts (bodies can hold PII). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='message_id',
+        on_schema_change='append_new_columns',
+        indexes=[
+            {'columns': ['message_id'], 'unique': true},
+            {'columns': ['loaded_at']},
+        ],
+    )
+}}
+
+with
+
+rejected_events as (
+    select events.*
+    from {{ ref('stg_sqs__login_events') }} as events
+    where
+        events.reject_reason is not null
+        {%- if is_incremental() %}
+        and {{ not_yet_processed('events') }}
+        {%- endif %}
+),
+
+final as (
+    select
+        message_id,
+        reject_code,
+        reject_reason,
+        body,
+        sent_at,
+        received_at,
+        receive_count,
+        loaded_at
+    from rejected_events
+)
+
+select * from final

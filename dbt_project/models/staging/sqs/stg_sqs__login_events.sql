@@ -1,0 +1,127 @@
+{#- One row per SQS message whose dlt load has committed: parsed, cast and validated.
+    `reject_reason` is null for a valid login and names the first problem otherwise; the marts
+    split on it, so every message lands in exactly one of user_logins or the rejects.
+
+    Written so the incremental marts' filters reach the raw table's indexes: no window
+    function or DISTINCT (they would stop predicate push-down), CTEs used twice are
+    NOT MATERIALIZED, and the body is parsed once per row in a lateral call. -#}
+
+{%- set required_strings = ['user_id', 'device_type', 'ip', 'device_id', 'app_version'] -%}
+{%- set max_lengths = {'user_id': 128, 'device_type': 32, 'locale': 32} -%}
+
+with
+
+messages as not materialized (
+    select * from {{ source('sqs', 'login_messages') }}
+),
+
+committed_loads as not materialized (
+    select
+        load_id,
+        inserted_at as loaded_at
+    from {{ source('sqs', '_dlt_loads') }}
+    where status = 0
+),
+
+deliveries as not materialized (
+    select
+        messages.message_id,
+        messages._dlt_id as delivery_id,
+        messages._dlt_load_id as load_id,
+        committed_loads.loaded_at,
+        messages.body,
+        messages.sent_at,
+        messages.receive_count,
+        messages.received_at
+    from messages
+    inner join committed_loads on messages._dlt_load_id = committed_loads.load_id
+),
+
+latest_deliveries as (
+    -- SQS delivers at least once: of a message's deliveries keep the last one landed
+    select deliveries.*
+    from deliveries
+    where not exists (
+        select
+        from deliveries as later
+        where
+            later.message_id = deliveries.message_id
+            and (later.load_id, later.delivery_id) > (deliveries.load_id, deliveries.delivery_id)
+    )
+),
+
+parsed as (
+    select
+        latest_deliveries.*,
+        body_json.doc,
+        jsonb_typeof(body_json.doc) as doc_type,
+        version_match.parts as app_version_parts
+    from latest_deliveries
+    cross join lateral {{ parsing_function('try_parse_jsonb') }}(latest_deliveries.body) as body_json (doc)
+    cross join lateral {{ app_version_parts("body_json.doc ->> 'app_version'") }} as version_match (parts)
+),
+
+fields as (
+    select
+        parsed.*,
+        doc ->> 'user_id' as user_id,
+        doc ->> 'device_type' as device_type,
+        {{ canonical_ip("doc ->> 'ip'") }} as ip,
+        doc ->> 'device_id' as device_id,
+        doc ->> 'locale' as locale,
+        doc ->> 'app_version' as app_version
+    from parsed
+),
+
+validated as (
+    select
+        fields.*,
+        case
+            when doc is null then 'not_json: body is not valid JSON'
+            when doc_type != 'object' then 'not_object: body is a JSON ' || doc_type
+            {%- for field in required_strings %}
+            when not doc ? '{{ field }}' then 'missing_field: {{ field }}'
+            {%- endfor %}
+            {%- for field in required_strings %}
+            when jsonb_typeof(doc -> '{{ field }}') != 'string'
+                then 'wrong_type: {{ field }} is ' || jsonb_typeof(doc -> '{{ field }}') || ', not string'
+            {%- endfor %}
+            when jsonb_typeof(doc -> 'locale') not in ('string', 'null')
+                then 'wrong_type: locale is ' || jsonb_typeof(doc -> 'locale') || ', not string or null'
+            {%- for field in required_strings + ['locale'] %}
+            when doc ->> '{{ field }}' = '' then 'empty_field: {{ field }}'
+            {%- endfor %}
+            {%- for field, max_length in max_lengths.items() %}
+            when length({{ field }}) > {{ max_length }} then 'too_long: {{ field }} is longer than {{ max_length }} characters'
+            {%- endfor %}
+            when ip is null then 'invalid_ip: ip is not an IPv4 or IPv6 address'
+            when app_version_parts is null
+                then 'invalid_app_version: app_version is not MAJOR.MINOR[.PATCH] (major 0-9999, minor and patch 0-99)'
+            when sent_at is null then 'missing_sent_timestamp: SQS gave no SentTimestamp'
+        end as reject_reason
+    from fields
+),
+
+final as (
+    select
+        message_id,
+        load_id,
+        loaded_at,
+        sent_at,
+        received_at,
+        receive_count,
+        body,
+        user_id,
+        device_type,
+        ip,
+        device_id,
+        locale,
+        app_version,
+        case when reject_reason is null then {{ app_version_code('app_version_parts') }} end as app_version_code,
+        (sent_at at time zone 'UTC')::date as create_date,
+        split_part(reject_reason, ':', 1) as reject_code,
+        reject_reason
+    from validated
+)
+
+select * from final

@@ -1,0 +1,166 @@
+"""The `logins` command: local stack, seeding, the load, and the whole run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from loader.errors import PipelineError
+
+
+def _up(args: argparse.Namespace) -> None:
+    from loader import stack
+    from loader.db_init import init_database
+    from loader.settings import describe_postgres, pii_settings, postgres_credentials, sqs_settings
+
+    credentials, sqs = postgres_credentials(), sqs_settings()
+    print(f"Postgres {describe_postgres(credentials)}: {stack.ensure_postgres(credentials)}")
+    print(f"SQS {sqs.queue_url}: {stack.ensure_sqs(sqs)}")
+    for note in init_database(credentials, pii_settings(), generate_key=True):
+        print(note)
+
+
+def _down(args: argparse.Namespace) -> None:
+    from loader import stack
+
+    stopped = [name for name, stop in (("SQS emulator", stack.stop_sqs),
+                                       ("Postgres", stack.stop_postgres)) if stop()]
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing that `logins up` started runs")
+
+
+def _db_init(args: argparse.Namespace) -> None:
+    from loader.db_init import init_database
+    from loader.settings import pii_settings, postgres_credentials
+
+    for note in init_database(postgres_credentials(), pii_settings(), args.generate_key):
+        print(note)
+    print("database ready")
+
+
+def _seed(args: argparse.Namespace) -> None:
+    from loader import seed, synthetic
+    from loader.settings import sqs_settings
+    from loader.sqs import SqsQueue
+
+    stats = seed.SeedStats()
+    if args.file:
+        bodies = seed.file_bodies(Path(args.file), stats.skipped)
+    else:
+        bodies = synthetic.bodies(args.count, args.seed, args.malformed_share)
+    sent = seed.send_all(SqsQueue(sqs_settings()), bodies)
+    for line in stats.skipped + sent.refused:
+        print(f"not sent: {line}", file=sys.stderr)
+    print(f"sent {sent.sent:,} messages")
+    if stats.skipped or sent.refused:
+        raise PipelineError(f"{len(stats.skipped) + len(sent.refused)} message(s) were not sent")
+
+
+def _load(args: argparse.Namespace) -> None:
+    from loader.load import run_load
+    from loader.settings import loader_settings, postgres_credentials, sqs_settings
+
+    stats = run_load(
+        sqs_settings(), loader_settings(), postgres_credentials(), args.max_messages, True
+    )
+    print(
+        f"received {stats.received:,}, landed {stats.landed:,}, deleted {stats.deleted:,} "
+        f"in {stats.seconds:.1f} s"
+    )
+
+
+def _run(args: argparse.Namespace) -> None:
+    from loader import summary
+    from loader.db_init import init_database
+    from loader.load import run_load
+    from loader.settings import (
+        loader_settings,
+        pii_settings,
+        postgres_credentials,
+        sqs_settings,
+    )
+    from loader.transform import dbt_build
+
+    credentials = postgres_credentials()
+    for note in init_database(credentials, pii_settings()):
+        print(note)
+    started = time.monotonic()
+    stats = run_load(sqs_settings(), loader_settings(), credentials, args.max_messages, True)
+    load_seconds = time.monotonic() - started
+    before = summary.outcomes(credentials)
+    started = time.monotonic()
+    dbt_build(credentials)
+    build_seconds = time.monotonic() - started
+    after = summary.outcomes(credentials)
+    print(summary.render(stats, before, after, load_seconds, build_seconds))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logins",
+        description="User-login ELT: SQS -> dlt -> Postgres raw -> dbt -> masked user_logins.",
+        epilog="Configuration: environment variables, see README.md#configuration.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="make a local Postgres and SQS available (no Docker)")
+    up.set_defaults(handler=_up)
+    down = commands.add_parser("down", help="stop what `up` started")
+    down.set_defaults(handler=_down)
+
+    db = commands.add_parser("db", help="database setup")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    init = db_commands.add_parser(
+        "init", help="install pgcrypto, the masking function and the HMAC key (idempotent)"
+    )
+    init.add_argument(
+        "--generate-key",
+        action="store_true",
+        help="when no key is installed or configured, generate one into PII__HMAC_KEY_FILE",
+    )
+    init.set_defaults(handler=_db_init)
+
+    seed = commands.add_parser("seed", help="send messages to the queue")
+    seed.add_argument("--count", type=_positive, default=1000, help="synthetic messages (1000)")
+    seed.add_argument("--file", help="a JSONL file: each line is sent verbatim as one body")
+    seed.add_argument("--seed", type=int, default=None, help="random seed, for repeatable data")
+    seed.add_argument(
+        "--malformed-share", type=float, default=0.01, help="share of malformed messages (0.01)"
+    )
+    seed.set_defaults(handler=_seed)
+
+    for name, handler, text in (
+        ("load", _load, "drain the queue into Postgres schema raw"),
+        ("run", _run, "load, then dbt build, then a summary"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument(
+            "--max-messages", type=_positive, default=None, help="stop after this many messages"
+        )
+        command.set_defaults(handler=handler)
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Errors the CLI turns into one clear line and a non-zero exit code."""
+
+
+class PipelineError(Exception):
+    """A failure the user can act on. The message names the problem and the fix."""
+
+    exit_code = 1
+
+
+class ConfigurationError(PipelineError):
+    exit_code = 2
+
+
+class SqsUnavailable(PipelineError):
+    exit_code = 3
+
+
+class PostgresUnavailable(PipelineError):
+    exit_code = 4
+
+
+class LoadFailed(PipelineError):
+    exit_code = 5
+
+
+class TransformFailed(PipelineError):
+    exit_code = 6

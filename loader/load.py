@@ -1,0 +1,198 @@
+"""`logins load`: drain SQS into Postgres `raw` through dlt, deleting only what has committed.
+
+Per chunk: receive (threads keep receiving meanwhile) -> one dlt load (extract, normalize,
+COPY, then dlt records the load in `_dlt_loads`) -> delete that chunk's messages from SQS.
+A message is deleted only after the load holding it committed; if a load fails, its messages
+are made visible again and nothing is deleted. A crash between commit and delete only means
+SQS delivers those messages again, and staging keeps one row per message id.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import dlt
+from dlt.common.pipeline import LoadInfo
+from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from loader import warehouse
+from loader.errors import LoadFailed, PipelineError, SqsUnavailable
+from loader.receiver import Receiver
+from loader.settings import LoaderSettings, SqsSettings
+from loader.source import RAW_TABLE, ReceivedBatch, sqs_logins
+from loader.sqs import SqsQueue, chunked
+
+# Arrow rows skip dlt's normalizer, so ask it for the columns staging relies on.
+dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
+
+_Say = Callable[[str], None]
+
+
+@dataclass
+class LoadStats:
+    received: int = 0
+    landed: int = 0
+    deleted: int = 0
+    delete_failed: int = 0
+    chunks: int = 0
+    pending_packages_finished: int = 0
+    seconds: float = 0.0
+    delete_errors: list[str] = field(default_factory=list)
+
+
+def make_pipeline(settings: LoaderSettings, credentials: PostgresCredentials) -> dlt.Pipeline:
+    return dlt.pipeline(
+        pipeline_name=settings.pipeline_name,
+        destination=dlt.destinations.postgres(credentials=credentials),
+        dataset_name=settings.dataset_name,
+        pipelines_dir=settings.pipelines_dir,
+    )
+
+
+def run_load(
+    sqs_settings: SqsSettings,
+    settings: LoaderSettings,
+    credentials: PostgresCredentials,
+    max_messages: int | None = None,
+    progress: bool = True,
+) -> LoadStats:
+    started = time.monotonic()
+    stats = LoadStats()
+    say = _printer(progress)
+
+    # Check both ends before touching a message: a refusal leaves the queue as it was.
+    warehouse.check(credentials)
+    sqs = SqsQueue(sqs_settings, max_connections=2 * settings.receivers + 2)
+    waiting = sqs.approximate_counts()
+    say(
+        f"queue {sqs_settings.queue_name}: about {waiting['visible']:,} waiting, "
+        f"{waiting['in_flight']:,} in flight"
+    )
+
+    pipeline = make_pipeline(settings, credentials)
+    stats.pending_packages_finished = _finish_pending_packages(pipeline, say)
+
+    deleter = ThreadPoolExecutor(max_workers=settings.receivers, thread_name_prefix="deleter")
+    deletes: list[Future[int]] = []
+    receiver = Receiver(
+        sqs, settings.receivers, max_messages, buffer_messages=settings.chunk_size
+    )
+    try:
+        with receiver:
+            for chunk in receiver.chunks(settings.chunk_size, settings.chunk_seconds):
+                count = sum(len(batch.messages) for batch in chunk)
+                stats.received += count
+                _load_chunk(pipeline, chunk, sqs, receiver)
+                stats.landed += count
+                stats.chunks += 1
+                if stats.chunks == 1:
+                    _ensure_indexes(credentials, settings)
+                handles = [m["ReceiptHandle"] for batch in chunk for m in batch.messages]
+                deletes.extend(deleter.submit(sqs.delete, part) for part in chunked(handles))
+                rate = stats.landed / max(time.monotonic() - started, 1e-9)
+                say(
+                    f"chunk {stats.chunks}: landed {count:,} messages in {settings.dataset_name}."
+                    f"{RAW_TABLE} (total {stats.landed:,}, {rate:,.0f} msg/s)"
+                )
+    finally:
+        for future in deletes:
+            try:
+                stats.delete_failed += future.result()
+            except SqsUnavailable as error:
+                stats.delete_errors.append(str(error))
+                stats.delete_failed += 10
+        deleter.shutdown()
+        stats.deleted = stats.landed - stats.delete_failed
+        stats.seconds = time.monotonic() - started
+
+    if stats.landed == 0:
+        _ensure_raw_table(pipeline, credentials, settings)
+    if stats.delete_failed:
+        detail = f" ({stats.delete_errors[0]})" if stats.delete_errors else ""
+        raise SqsUnavailable(
+            f"landed {stats.landed:,} messages but SQS did not delete {stats.delete_failed:,} of "
+            f"them{detail}; they will be delivered again and kept once in staging"
+        )
+    return stats
+
+
+def _load_chunk(
+    pipeline: dlt.Pipeline, chunk: list[ReceivedBatch], sqs: SqsQueue, receiver: Receiver
+) -> LoadInfo:
+    try:
+        info = pipeline.run(sqs_logins(chunk), loader_file_format="csv")
+        info.raise_on_failed_jobs()
+        return info
+    except (PipelineStepFailed, PipelineError, Exception) as error:
+        held = chunk + receiver.stop()
+        _release(sqs, held)
+        count = sum(len(batch.messages) for batch in held)
+        raise LoadFailed(
+            f"could not load {count:,} messages into Postgres ({_reason(error)}); none was "
+            "deleted from SQS and they are visible again for the next run"
+        ) from error
+
+
+def _release(sqs: SqsQueue, batches: list[ReceivedBatch]) -> None:
+    handles = [m["ReceiptHandle"] for batch in batches for m in batch.messages]
+    for part in chunked(handles):
+        try:
+            sqs.release(part)
+        except SqsUnavailable:
+            return  # they become visible when their visibility timeout ends
+
+
+def _finish_pending_packages(pipeline: dlt.Pipeline, say: _Say) -> int:
+    """Load what an interrupted run left extracted or normalized but not loaded."""
+    pending = len(pipeline.list_extracted_load_packages()) + len(
+        pipeline.list_normalized_load_packages()
+    )
+    if not pending:
+        return 0
+    say(f"finishing {pending} load package(s) left by an interrupted run")
+    try:
+        pipeline.normalize(loader_file_format="csv")
+        pipeline.load().raise_on_failed_jobs()
+    except Exception as error:
+        raise LoadFailed(
+            f"could not finish a load package left by an earlier run ({_reason(error)})"
+        ) from error
+    return pending
+
+
+def _ensure_indexes(credentials: PostgresCredentials, settings: LoaderSettings) -> None:
+    with warehouse.connect(credentials) as conn:
+        warehouse.ensure_raw_indexes(conn, settings.dataset_name, RAW_TABLE)
+
+
+def _ensure_raw_table(
+    pipeline: dlt.Pipeline, credentials: PostgresCredentials, settings: LoaderSettings
+) -> None:
+    """An empty first run still creates raw.login_messages, so `dbt build` has its source."""
+    with warehouse.connect(credentials) as conn:
+        if warehouse.table_exists(conn, settings.dataset_name, RAW_TABLE):
+            return
+    pipeline.run(sqs_logins([]), loader_file_format="csv").raise_on_failed_jobs()
+    _ensure_indexes(credentials, settings)
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost cause, in one line, without connection strings."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _printer(enabled: bool) -> _Say:
+    def say(message: str) -> None:
+        if enabled:
+            print(f"[load] {message}", file=sys.stderr, flush=True)
+
+    return say

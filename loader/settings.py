@@ -1,0 +1,141 @@
+"""Configuration, resolved with dlt's conventions.
+
+Every value can be set in `.dlt/config.toml` / `.dlt/secrets.toml` or by environment variable,
+e.g. `SOURCES__SQS__QUEUE_URL`, `DESTINATION__POSTGRES__CREDENTIALS`, `LOADER__CHUNK_SIZE`.
+Postgres falls back to libpq's own variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE),
+which the shipped dbt `profiles.yml` reads too, so one set of variables serves both.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
+
+from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.specs import BaseConfiguration
+from dlt.common.typing import TSecretStrValue
+from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+DEFAULT_QUEUE_URL = "http://localhost:4566/000000000000/login-queue"
+DEFAULT_REGION = "us-east-1"
+# The exercise's local setup; a real deployment sets PG* or DESTINATION__POSTGRES__CREDENTIALS.
+DEFAULT_POSTGRES = {
+    "PGHOST": "localhost",
+    "PGPORT": "5432",
+    "PGUSER": "postgres",
+    "PGPASSWORD": "postgres",
+    "PGDATABASE": "postgres",
+}
+
+
+@configspec
+class SqsSettings(BaseConfiguration):
+    """`[sources.sqs]`: where the login messages come from."""
+
+    queue_url: str = DEFAULT_QUEUE_URL
+    region_name: str = DEFAULT_REGION
+    # Derived from queue_url for non-AWS hosts (an emulator); AWS endpoints come from the region.
+    endpoint_url: Optional[str] = None
+    # Unset: boto3's default chain (env, ~/.aws, instance role); if that finds nothing, test/test.
+    aws_access_key_id: Optional[TSecretStrValue] = None
+    aws_secret_access_key: Optional[TSecretStrValue] = None
+    aws_session_token: Optional[TSecretStrValue] = None
+    # Long polling: how long an empty receive waits before the loader decides the queue is drained.
+    wait_time_seconds: int = 2
+    # How long received messages stay hidden from other consumers while this loader holds them.
+    visibility_timeout_seconds: int = 300
+
+    @property
+    def queue_name(self) -> str:
+        return self.queue_url.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def resolved_endpoint_url(self) -> Optional[str]:
+        if self.endpoint_url:
+            return self.endpoint_url
+        parts = urlsplit(self.queue_url)
+        if parts.hostname and parts.hostname.endswith("amazonaws.com"):
+            return None
+        return f"{parts.scheme}://{parts.netloc}"
+
+
+@configspec
+class LoaderSettings(BaseConfiguration):
+    """`[loader]`: how the load is run."""
+
+    pipeline_name: str = "sqs_logins"
+    dataset_name: str = "raw"
+    # dlt's working folder (pending load packages live here between runs).
+    pipelines_dir: Optional[str] = None
+    # Threads receiving from SQS in parallel; deletes use as many.
+    receivers: int = 4
+    # Messages per dlt load: bounds memory and how long a message waits for its commit.
+    chunk_size: int = 10_000
+    # A chunk is loaded after this long even if not full, so messages never wait near their
+    # visibility timeout.
+    chunk_seconds: float = 30.0
+
+
+@configspec
+class PiiSettings(BaseConfiguration):
+    """`[pii]`: the HMAC key behind masked_ip / masked_device_id."""
+
+    # The key itself (hex or any string of at least 32 characters). Prefer a secret store.
+    hmac_key: Optional[TSecretStrValue] = None
+    # Where the demo keeps a generated key when none is configured.
+    hmac_key_file: str = ".secrets/hmac_key"
+
+
+def sqs_settings() -> SqsSettings:
+    return resolve_configuration(SqsSettings(), sections=("sources", "sqs"))
+
+
+def loader_settings() -> LoaderSettings:
+    return resolve_configuration(LoaderSettings(), sections=("loader",))
+
+
+def pii_settings() -> PiiSettings:
+    return resolve_configuration(PiiSettings(), sections=("pii",))
+
+
+def postgres_credentials() -> PostgresCredentials:
+    """libpq variables (or the exercise's defaults), overridden by dlt's destination config."""
+    defaults = PostgresCredentials()
+    defaults.host = _pg_env("PGHOST")
+    defaults.port = int(_pg_env("PGPORT"))
+    defaults.username = _pg_env("PGUSER")
+    defaults.password = _pg_env("PGPASSWORD")
+    defaults.database = _pg_env("PGDATABASE")
+    return resolve_configuration(defaults, sections=("destination", "postgres"))
+
+
+def libpq_environment(credentials: PostgresCredentials) -> dict[str, str]:
+    """The PG* variables that make dbt's profile point where the loader points."""
+    return {
+        "PGHOST": str(credentials.host),
+        "PGPORT": str(credentials.port),
+        "PGUSER": str(credentials.username),
+        "PGPASSWORD": str(credentials.password or ""),
+        "PGDATABASE": str(credentials.database),
+    }
+
+
+def describe_postgres(credentials: PostgresCredentials) -> str:
+    """host:port/database as user, never the password."""
+    return (
+        f"{credentials.username}@{credentials.host}:{credentials.port}/{credentials.database}"
+    )
+
+
+def _pg_env(name: str) -> str:
+    return os.environ.get(name) or DEFAULT_POSTGRES[name]
+
+
+def project_root() -> Path:
+    """The checkout this package runs from (it holds dbt_project.yml), else the working dir."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "dbt_project.yml").exists():
+        return here
+    return Path.cwd()

@@ -1,0 +1,29 @@
+"""`dbt build`, run in-process for `logins run`, pointed where the loader points."""
+
+from __future__ import annotations
+
+import os
+
+from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+from loader.errors import TransformFailed
+from loader.settings import libpq_environment, project_root
+
+
+def dbt_build(credentials: PostgresCredentials, extra_args: list[str] | None = None) -> None:
+    from dbt.cli.main import dbtRunner  # dbt is slow to import; only `run` needs it
+
+    environment = libpq_environment(credentials)
+    # dbt scrubs DBT_ENV_SECRET_* values from its logs; the shipped profile reads this first.
+    environment["DBT_ENV_SECRET_PGPASSWORD"] = environment["PGPASSWORD"]
+    os.environ.update(environment)
+    root = str(project_root())
+    result = dbtRunner().invoke(
+        ["build", "--project-dir", root, "--profiles-dir", root, *(extra_args or [])]
+    )
+    if not result.success:
+        reason = f": {result.exception}" if result.exception else ""
+        raise TransformFailed(
+            f"dbt build failed{reason} (the errors are above and in logs/dbt.log); the loaded "
+            "messages are safe in raw and the next build picks them up"
+        )

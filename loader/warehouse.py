@@ -1,0 +1,155 @@
+"""Postgres, as the loader sees it: connect with clear errors, prepare, count."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+
+import psycopg2
+from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+from psycopg2 import sql
+from psycopg2.extensions import connection as Connection
+
+from loader.errors import ConfigurationError, PostgresUnavailable
+from loader.settings import describe_postgres
+
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+@contextmanager
+def connect(credentials: PostgresCredentials, database: str | None = None) -> Iterator[Connection]:
+    """A connection in autocommit mode; refusals become one line naming the fix."""
+    try:
+        conn = psycopg2.connect(
+            host=credentials.host,
+            port=credentials.port,
+            user=credentials.username,
+            password=str(credentials.password or ""),
+            dbname=database or credentials.database,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name="logins",
+        )
+    except psycopg2.OperationalError as error:
+        raise PostgresUnavailable(
+            f"cannot connect to Postgres {describe_postgres(credentials)}: "
+            f"{_first_line(error)}; {_connection_hint(str(error))}"
+        ) from error
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def check(credentials: PostgresCredentials) -> None:
+    with connect(credentials) as conn, conn.cursor() as cursor:
+        cursor.execute("select 1")
+
+
+def _connection_hint(error: str) -> str:
+    if "password authentication failed" in error or "no password supplied" in error:
+        return "check PGUSER / PGPASSWORD (or DESTINATION__POSTGRES__CREDENTIALS)"
+    if "does not exist" in error:
+        return "create the database or set PGDATABASE"
+    return "start Postgres (`logins up` starts a local one) or set PGHOST / PGPORT"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def pgcrypto_schema(conn: Connection) -> str | None:
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "select n.nspname from pg_extension e join pg_namespace n on n.oid = e.extnamespace"
+            " where e.extname = 'pgcrypto'"
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _pgcrypto(conn: Connection) -> str:
+    schema = pgcrypto_schema(conn)
+    if schema is None:
+        raise ConfigurationError("pgcrypto is not installed: run `logins db init`")
+    return sql.Identifier(schema).as_string(conn)
+
+
+def install_masking(conn: Connection) -> None:
+    """pgcrypto, the pii schema, the key table and pii.mask(); idempotent."""
+    setup = resources.files("loader").joinpath("sql/pii_setup.sql").read_text()
+    with conn.cursor() as cursor:
+        cursor.execute("create extension if not exists pgcrypto")
+        cursor.execute(setup.replace("@pgcrypto@", _pgcrypto(conn)))
+
+
+def install_hmac_key(conn: Connection, key: bytes | None) -> str:
+    """Install `key` as the current HMAC key unless one is already there.
+
+    Returns what happened: "installed", "present" or "missing" (no key anywhere). A different
+    key than the one installed is refused: every mask would change and duplicates across the
+    change would no longer match.
+    """
+    with conn.cursor() as cursor:
+        cursor.execute("select key_version from pii.hmac_keys where is_current")
+        current = cursor.fetchone()
+        if current is None:
+            if key is None:
+                return "missing"
+            cursor.execute(
+                "insert into pii.hmac_keys (key_version, key, is_current) values (1, %s, true)",
+                (psycopg2.Binary(key),),
+            )
+            return "installed"
+        if key is not None:
+            # compare digests, so the key is not sent again
+            cursor.execute(
+                f"select encode({_pgcrypto(conn)}.digest(key, 'sha256'), 'hex')"
+                " from pii.hmac_keys where is_current"
+            )
+            row = cursor.fetchone()
+            if not (row and row[0] == hashlib.sha256(key).hexdigest()):
+                raise ConfigurationError(
+                    "the configured HMAC key (PII__HMAC_KEY or the key file) differs from the one "
+                    "installed in the database: masks would change. Configure the installed key, "
+                    "or unset the configured one to keep using it"
+                )
+        return "present"
+
+
+def ensure_raw_indexes(conn: Connection, dataset: str, table: str) -> None:
+    """Indexes the staging model's dedupe and the marts' incremental filter rely on."""
+    with conn.cursor() as cursor:
+        for column in ("message_id", "_dlt_load_id"):
+            cursor.execute(
+                sql.SQL("create index if not exists {} on {}.{} ({})").format(
+                    sql.Identifier(f"{table}__{column}_idx"),
+                    sql.Identifier(dataset),
+                    sql.Identifier(table),
+                    sql.Identifier(column),
+                )
+            )
+
+
+def table_exists(conn: Connection, schema: str, table: str) -> bool:
+    with conn.cursor() as cursor:
+        cursor.execute("select to_regclass(%s) is not null", (f'"{schema}"."{table}"',))
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def count_rows(conn: Connection, schema: str, table: str) -> int | None:
+    """Row count, or None when the table does not exist yet."""
+    if not table_exists(conn, schema, table):
+        return None
+    with conn.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("select count(*) from {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(table)
+            )
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0

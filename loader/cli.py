@@ -25,8 +25,11 @@ def _up(args: argparse.Namespace) -> None:
 def _down(args: argparse.Namespace) -> None:
     from loader import stack
 
-    stopped = [name for name, stop in (("SQS emulator", stack.stop_sqs),
-                                       ("Postgres", stack.stop_postgres)) if stop()]
+    stopped = [
+        name
+        for name, stop in (("SQS emulator", stack.stop_sqs), ("Postgres", stack.stop_postgres))
+        if stop()
+    ]
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing that `logins up` started runs")
 
 

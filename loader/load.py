@@ -80,9 +80,7 @@ def run_load(
 
     deleter = ThreadPoolExecutor(max_workers=settings.receivers, thread_name_prefix="deleter")
     deletes: list[Future[int]] = []
-    receiver = Receiver(
-        sqs, settings.receivers, max_messages, buffer_messages=settings.chunk_size
-    )
+    receiver = Receiver(sqs, settings.receivers, max_messages, buffer_messages=settings.chunk_size)
     try:
         with receiver:
             for chunk in receiver.chunks(settings.chunk_size, settings.chunk_seconds):

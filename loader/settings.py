@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 from urllib.parse import urlsplit
 
 from dlt.common.configuration import configspec, resolve_configuration
@@ -37,11 +36,11 @@ class SqsSettings(BaseConfiguration):
     queue_url: str = DEFAULT_QUEUE_URL
     region_name: str = DEFAULT_REGION
     # Derived from queue_url for non-AWS hosts (an emulator); AWS endpoints come from the region.
-    endpoint_url: Optional[str] = None
+    endpoint_url: str | None = None
     # Unset: boto3's default chain (env, ~/.aws, instance role); if that finds nothing, test/test.
-    aws_access_key_id: Optional[TSecretStrValue] = None
-    aws_secret_access_key: Optional[TSecretStrValue] = None
-    aws_session_token: Optional[TSecretStrValue] = None
+    aws_access_key_id: TSecretStrValue | None = None
+    aws_secret_access_key: TSecretStrValue | None = None
+    aws_session_token: TSecretStrValue | None = None
     # Long polling: how long an empty receive waits before the loader decides the queue is drained.
     wait_time_seconds: int = 2
     # How long received messages stay hidden from other consumers while this loader holds them.
@@ -52,7 +51,7 @@ class SqsSettings(BaseConfiguration):
         return self.queue_url.rstrip("/").rsplit("/", 1)[-1]
 
     @property
-    def resolved_endpoint_url(self) -> Optional[str]:
+    def resolved_endpoint_url(self) -> str | None:
         if self.endpoint_url:
             return self.endpoint_url
         parts = urlsplit(self.queue_url)
@@ -68,7 +67,7 @@ class LoaderSettings(BaseConfiguration):
     pipeline_name: str = "sqs_logins"
     dataset_name: str = "raw"
     # dlt's working folder (pending load packages live here between runs).
-    pipelines_dir: Optional[str] = None
+    pipelines_dir: str | None = None
     # Threads receiving from SQS in parallel; deletes use as many.
     receivers: int = 4
     # Messages per dlt load: bounds memory and how long a message waits for its commit.
@@ -83,7 +82,7 @@ class PiiSettings(BaseConfiguration):
     """`[pii]`: the HMAC key behind masked_ip / masked_device_id."""
 
     # The key itself (hex or any string of at least 32 characters). Prefer a secret store.
-    hmac_key: Optional[TSecretStrValue] = None
+    hmac_key: TSecretStrValue | None = None
     # Where the demo keeps a generated key when none is configured.
     hmac_key_file: str = ".secrets/hmac_key"
 
@@ -124,9 +123,7 @@ def libpq_environment(credentials: PostgresCredentials) -> dict[str, str]:
 
 def describe_postgres(credentials: PostgresCredentials) -> str:
     """host:port/database as user, never the password."""
-    return (
-        f"{credentials.username}@{credentials.host}:{credentials.port}/{credentials.database}"
-    )
+    return f"{credentials.username}@{credentials.host}:{credentials.port}/{credentials.database}"
 
 
 def _pg_env(name: str) -> str:

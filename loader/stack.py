@@ -167,8 +167,10 @@ def stop_postgres() -> bool:
         return False
     data = marker.read_text().strip()
     if (Path(data) / "postmaster.pid").exists():
-        _run([*_as_postgres_user(), _pg_bin("pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"],
-             "pg_ctl stop")
+        _run(
+            [*_as_postgres_user(), _pg_bin("pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"],
+            "pg_ctl stop",
+        )
     marker.unlink()
     return True
 
@@ -266,4 +268,3 @@ def _run(command: list[str], what: str) -> None:
 
 def describe(credentials: PostgresCredentials, settings: SqsSettings) -> list[str]:
     return [f"Postgres {describe_postgres(credentials)}", f"SQS queue {settings.queue_url}"]
-

@@ -48,10 +48,16 @@ def render(
     rows = [
         ("received from SQS", f"{load.received:,}"),
         ("landed in raw", f"{load.landed:,}  (deleted from SQS: {load.deleted:,})"),
-        ("rejected", f"{new_rejects:,} this run  ({after.rejects:,} in all{': ' if codes else ''}{codes})"),
+        (
+            "rejected",
+            f"{new_rejects:,} this run  ({after.rejects:,} in all{': ' if codes else ''}{codes})",
+        ),
         ("rows in user_logins", f"{after.user_logins:,}  (+{new_logins:,} this run)"),
-        ("time", f"{load_seconds + build_seconds:.1f} s  (load {load_seconds:.1f} s, "
-                 f"dbt build {build_seconds:.1f} s)"),
+        (
+            "time",
+            f"{load_seconds + build_seconds:.1f} s  (load {load_seconds:.1f} s, "
+            f"dbt build {build_seconds:.1f} s)",
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     lines = ["", "logins run: done"] + [f"  {label.ljust(width)}  {value}" for label, value in rows]

@@ -13,10 +13,40 @@ import random
 import uuid
 from collections.abc import Iterator
 
-LOCALES = (
-    "BG BR CA CN CU CZ DE FR GR ID IR KE KR MA MD MK MN MT MX NG NI PA PE PH PL PT RU SI TH "
-    "UA US VN"
-).split()
+LOCALES = [
+    "BG",
+    "BR",
+    "CA",
+    "CN",
+    "CU",
+    "CZ",
+    "DE",
+    "FR",
+    "GR",
+    "ID",
+    "IR",
+    "KE",
+    "KR",
+    "MA",
+    "MD",
+    "MK",
+    "MN",
+    "MT",
+    "MX",
+    "NG",
+    "NI",
+    "PA",
+    "PE",
+    "PH",
+    "PL",
+    "PT",
+    "RU",
+    "SI",
+    "TH",
+    "UA",
+    "US",
+    "VN",
+]
 NULL_LOCALE_SHARE = 0.29
 # Share of devices / IPs drawn from a small pool that repeats, so analysts find duplicates.
 REPEAT_SHARE = 0.1

@@ -5,7 +5,9 @@
 with
 
 committed_loads as (
-    select load_id, inserted_at
+    select
+        load_id,
+        inserted_at
     from {{ source('sqs', '_dlt_loads') }}
     where status = 0
 ),
@@ -49,9 +51,9 @@ problems as (
         'in user_logins or rejects but never landed' as problem
     from outcome_counts
     where not exists (
-        select from landed_messages
-        where landed_messages.message_id = outcome_counts.message_id
-    )
+            select from landed_messages
+            where landed_messages.message_id = outcome_counts.message_id
+        )
 )
 
 select * from problems

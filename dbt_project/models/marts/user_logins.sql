@@ -21,9 +21,7 @@ login_events as (
     from {{ ref('stg_sqs__login_events') }} as events
     where
         events.reject_reason is null
-        {%- if is_incremental() %}
         and {{ not_yet_processed('events') }}
-        {%- endif %}
 ),
 
 final as (

@@ -20,9 +20,7 @@ rejected_events as (
     from {{ ref('stg_sqs__login_events') }} as events
     where
         events.reject_reason is not null
-        {%- if is_incremental() %}
         and {{ not_yet_processed('events') }}
-        {%- endif %}
 ),
 
 final as (

@@ -41,13 +41,14 @@ latest_deliveries as (
     -- SQS delivers at least once: of a message's deliveries keep the last one landed
     select deliveries.*
     from deliveries
-    where not exists (
-        select
-        from deliveries as later
-        where
-            later.message_id = deliveries.message_id
-            and (later.load_id, later.delivery_id) > (deliveries.load_id, deliveries.delivery_id)
-    )
+    where
+        not exists (
+            select
+            from deliveries as later
+            where
+                later.message_id = deliveries.message_id
+                and (later.load_id, later.delivery_id) > (deliveries.load_id, deliveries.delivery_id)
+        )
 ),
 
 parsed as (
@@ -64,12 +65,12 @@ parsed as (
 fields as (
     select
         parsed.*,
-        doc ->> 'user_id' as user_id,
-        doc ->> 'device_type' as device_type,
-        {{ canonical_ip("doc ->> 'ip'") }} as ip,
-        doc ->> 'device_id' as device_id,
-        doc ->> 'locale' as locale,
-        doc ->> 'app_version' as app_version
+        parsed.doc ->> 'user_id' as user_id,
+        parsed.doc ->> 'device_type' as device_type,
+        {{ canonical_ip("parsed.doc ->> 'ip'") }} as ip,
+        parsed.doc ->> 'device_id' as device_id,
+        parsed.doc ->> 'locale' as locale,
+        parsed.doc ->> 'app_version' as app_version
     from parsed
 ),
 
@@ -77,27 +78,29 @@ validated as (
     select
         fields.*,
         case
-            when doc is null then 'not_json: body is not valid JSON'
-            when doc_type != 'object' then 'not_object: body is a JSON ' || doc_type
+            when fields.doc is null then 'not_json: body is not valid JSON'
+            when fields.doc_type != 'object' then 'not_object: body is a JSON ' || fields.doc_type
             {%- for field in required_strings %}
-            when not doc ? '{{ field }}' then 'missing_field: {{ field }}'
+            when not fields.doc ? '{{ field }}' then 'missing_field: {{ field }}'
             {%- endfor %}
             {%- for field in required_strings %}
-            when jsonb_typeof(doc -> '{{ field }}') != 'string'
-                then 'wrong_type: {{ field }} is ' || jsonb_typeof(doc -> '{{ field }}') || ', not string'
+            when jsonb_typeof(fields.doc -> '{{ field }}') != 'string'
+                then 'wrong_type: {{ field }} is ' || jsonb_typeof(fields.doc -> '{{ field }}') || ', not string'
             {%- endfor %}
-            when jsonb_typeof(doc -> 'locale') not in ('string', 'null')
-                then 'wrong_type: locale is ' || jsonb_typeof(doc -> 'locale') || ', not string or null'
+            when jsonb_typeof(fields.doc -> 'locale') not in ('string', 'null')
+                then 'wrong_type: locale is ' || jsonb_typeof(fields.doc -> 'locale') || ', not string or null'
             {%- for field in required_strings + ['locale'] %}
-            when doc ->> '{{ field }}' = '' then 'empty_field: {{ field }}'
+            when fields.doc ->> '{{ field }}' = '' then 'empty_field: {{ field }}'
             {%- endfor %}
             {%- for field, max_length in max_lengths.items() %}
-            when length({{ field }}) > {{ max_length }} then 'too_long: {{ field }} is longer than {{ max_length }} characters'
+            when
+                length(fields.{{ field }}) > {{ max_length }}
+                then 'too_long: {{ field }} is longer than {{ max_length }} characters'
             {%- endfor %}
-            when ip is null then 'invalid_ip: ip is not an IPv4 or IPv6 address'
-            when app_version_parts is null
+            when fields.ip is null then 'invalid_ip: ip is not an IPv4 or IPv6 address'
+            when fields.app_version_parts is null
                 then 'invalid_app_version: app_version is not MAJOR.MINOR[.PATCH] (major 0-9999, minor and patch 0-99)'
-            when sent_at is null then 'missing_sent_timestamp: SQS gave no SentTimestamp'
+            when fields.sent_at is null then 'missing_sent_timestamp: SQS gave no SentTimestamp'
         end as reject_reason
     from fields
 ),

@@ -87,6 +87,14 @@ class PiiSettings(BaseConfiguration):
     hmac_key_file: str = ".secrets/hmac_key"
 
 
+@configspec
+class StackSettings(BaseConfiguration):
+    """`[stack]`: the local stack `logins up` starts."""
+
+    # Private Postgres cluster, emulator pid and logs (relative to the checkout).
+    state_dir: str = ".local"
+
+
 def sqs_settings() -> SqsSettings:
     return resolve_configuration(SqsSettings(), sections=("sources", "sqs"))
 
@@ -97,6 +105,10 @@ def loader_settings() -> LoaderSettings:
 
 def pii_settings() -> PiiSettings:
     return resolve_configuration(PiiSettings(), sections=("pii",))
+
+
+def stack_settings() -> StackSettings:
+    return resolve_configuration(StackSettings(), sections=("stack",))
 
 
 def postgres_credentials() -> PostgresCredentials:

@@ -26,7 +26,7 @@ from psycopg2 import sql
 
 from loader import warehouse
 from loader.errors import ConfigurationError, PostgresUnavailable
-from loader.settings import SqsSettings, describe_postgres, project_root
+from loader.settings import SqsSettings, project_root, stack_settings
 from loader.sqs import SqsQueue
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -35,7 +35,8 @@ START_TIMEOUT_SECONDS = 30
 
 
 def state_dir() -> Path:
-    return project_root() / ".local"
+    path = Path(stack_settings().state_dir)
+    return path if path.is_absolute() else project_root() / path
 
 
 # -- Postgres ---------------------------------------------------------------------------------
@@ -264,7 +265,3 @@ def _run(command: list[str], what: str) -> None:
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise ConfigurationError(f"{what} failed: {detail[-1] if detail else result.returncode}")
-
-
-def describe(credentials: PostgresCredentials, settings: SqsSettings) -> list[str]:
-    return [f"Postgres {describe_postgres(credentials)}", f"SQS queue {settings.queue_url}"]

@@ -1,0 +1,208 @@
+"""Real services for the tests: the machine's Postgres, and moto's SQS server over HTTP.
+
+Every test gets its own database and its own queue, so nothing touches a developer's data.
+The loader and dbt run as the user runs them: the `logins` command in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg2
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO.parent / "shared" / "data" / "fetch_login_queue_sample.jsonl"
+# A fixed key, so tests can compute the expected masks independently.
+TEST_HMAC_KEY = bytes(range(32)).hex()
+
+PG = {
+    "host": os.environ.get("TEST_PGHOST", "127.0.0.1"),
+    "port": int(os.environ.get("TEST_PGPORT", "5432")),
+    "user": os.environ.get("TEST_PGUSER", "postgres"),
+    "password": os.environ.get("TEST_PGPASSWORD", "postgres"),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing answers on {host}:{port}")
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's SQS server, as a separate process spoken to over HTTP."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "MOTO_ACCOUNT_ID": "000000000000"},
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        wait_for_port("127.0.0.1", port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def sqs_client(endpoint: str) -> Any:
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+@dataclass
+class Queue:
+    url: str
+    client: Any
+
+    def counts(self) -> dict[str, int]:
+        attributes = self.client.get_queue_attributes(
+            QueueUrl=self.url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return {
+            "visible": int(attributes["ApproximateNumberOfMessages"]),
+            "in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+        }
+
+    def send(self, bodies: list[str]) -> None:
+        for start in range(0, len(bodies), 10):
+            entries = [
+                {"Id": str(n), "MessageBody": body}
+                for n, body in enumerate(bodies[start : start + 10])
+            ]
+            response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+            assert not response.get("Failed"), response["Failed"]
+
+
+@pytest.fixture
+def queue(sqs_endpoint: str) -> Iterator[Queue]:
+    client = sqs_client(sqs_endpoint)
+    url = client.create_queue(QueueName=f"login-queue-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    yield Queue(url, client)
+    client.delete_queue(QueueUrl=url)
+
+
+def connect(database: str, **overrides: Any) -> Any:
+    conn = psycopg2.connect(dbname=database, **{**PG, **overrides})
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    name = f"logins_test_{uuid.uuid4().hex[:12]}"
+    admin = connect("postgres")
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'create database "{name}"')
+        yield name
+        with admin.cursor() as cursor:
+            cursor.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        admin.close()
+
+
+def query(database: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    conn = connect(database)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    finally:
+        conn.close()
+
+
+@dataclass
+class Pipeline:
+    """Runs `logins` the way a user does, against this test's database and queue."""
+
+    env: dict[str, str]
+    database: str
+    queue: Queue
+    workdir: Path
+
+    def logins(self, *args: str, check: bool = True, timeout: float = 600, **env: str) -> Any:
+        result = subprocess.run(
+            [sys.executable, "-m", "loader.cli", *args],
+            env={**self.env, **env},
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"logins {' '.join(args)} exited {result.returncode}\n"
+                f"--- stdout\n{result.stdout[-5000:]}\n--- stderr\n{result.stderr[-5000:]}"
+            )
+        return result
+
+    def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        return query(self.database, sql, params)
+
+
+def pipeline_env(database: str, queue_url: str, workdir: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "DBT_"))},
+        "PGHOST": PG["host"],
+        "PGPORT": str(PG["port"]),
+        "PGUSER": PG["user"],
+        "PGPASSWORD": PG["password"],
+        "PGDATABASE": database,
+        "SOURCES__SQS__QUEUE_URL": queue_url,
+        "SOURCES__SQS__WAIT_TIME_SECONDS": "1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_MAX_ATTEMPTS": "2",
+        "LOADER__PIPELINES_DIR": str(workdir / "dlt"),
+        "PII__HMAC_KEY": TEST_HMAC_KEY,
+        "STACK__STATE_DIR": str(workdir / "stack"),
+        "DBT_TARGET_PATH": str(workdir / "target"),
+        "DBT_LOG_PATH": str(workdir / "logs"),
+    }
+
+
+@pytest.fixture
+def pipeline(database: str, queue: Queue, tmp_path: Path) -> Pipeline:
+    return Pipeline(pipeline_env(database, queue.url, tmp_path), database, queue, tmp_path)
+
+
+@pytest.fixture
+def sample_lines() -> list[str]:
+    if not SAMPLE.exists():
+        pytest.fail(
+            f"the exercise's sample is missing: expected {SAMPLE} (../shared beside the repo)"
+        )
+    return SAMPLE.read_text().splitlines()

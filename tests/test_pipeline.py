@@ -1,0 +1,148 @@
+"""The pipeline end to end on the exercise's real 100 messages, against real services."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+from tests.conftest import SAMPLE, TEST_HMAC_KEY, Pipeline
+from tests.expected import USER_LOGINS_COLUMNS, expected_row, mask, valid_records
+
+
+def test_real_sample_lands_masked_and_complete(pipeline: Pipeline, sample_lines: list[str]) -> None:
+    before = datetime.now(UTC)
+    seeded = pipeline.logins("seed", "--file", str(SAMPLE))
+    assert "sent 100 messages" in seeded.stdout
+
+    run = pipeline.logins("run")
+    assert "rows in user_logins  99" in run.stdout, run.stdout
+
+    rows = pipeline.query(f"select {USER_LOGINS_COLUMNS} from public.user_logins")
+    assert len(rows) == 99
+    assert sorted(rows, key=str) == sorted(
+        (expected_row(record) for record in valid_records(sample_lines)), key=str
+    )
+    assert pipeline.query("select count(*) from public.user_logins where locale is null") == [(29,)]
+
+    rejects = pipeline.query(
+        "select reject_code, reject_reason, body from staging.stg_sqs__login_event_rejects"
+    )
+    assert rejects == [
+        (
+            "missing_field",
+            "missing_field: user_id",
+            '{"foo": "oops_wrong_msg_type", "bar": "123"}',
+        )
+    ]
+
+    # create_date is the UTC date SQS stamped on the message, not the processing date
+    dates = pipeline.query(
+        "select distinct create_date, (sent_at at time zone 'UTC')::date from public.user_logins"
+    )
+    assert all(created == sent for created, sent in dates)
+    sent_range = pipeline.query("select min(sent_at), max(sent_at) from public.user_logins")[0]
+    assert before.timestamp() - 5 <= sent_range[0].timestamp() <= sent_range[1].timestamp()
+
+    # raw holds every body byte for byte, one row per message
+    raw = pipeline.query("select body from raw.login_messages")
+    assert sorted(body for (body,) in raw) == sorted(sample_lines)
+
+    # every message was deleted from the queue, none is left in flight
+    assert pipeline.queue.counts() == {"visible": 0, "in_flight": 0}
+
+
+def test_masks_are_keyed_and_deterministic(pipeline: Pipeline, sample_lines: list[str]) -> None:
+    first = json.loads(sample_lines[0])
+    # the same IP and device sent again by another user, with the IP written another way
+    twin = {**first, "user_id": "00000000-0000-4000-8000-000000000000"}
+    twin["ip"] = "::ffff:" + first["ip"]
+    pipeline.queue.send([sample_lines[0], json.dumps(twin)])
+    pipeline.logins("run")
+
+    masks = pipeline.query("select distinct masked_ip, masked_device_id from public.user_logins")
+    assert masks == [(mask("ip", first["ip"]), mask("device_id", first["device_id"]))]
+    # an unkeyed hash would let anyone find the IP by hashing all 2^32 of them
+    plain = hashlib.sha256(first["ip"].encode()).hexdigest()
+    assert masks[0][0] != plain
+    assert TEST_HMAC_KEY not in masks[0][0]
+
+
+def test_loading_twice_and_redelivery_make_no_duplicates(
+    pipeline: Pipeline, sample_lines: list[str]
+) -> None:
+    pipeline.queue.send(sample_lines)
+    # A consumer lands all 100 but "crashes" before deleting: land them with the loader's own
+    # pipeline and leave them in flight with a short visibility timeout, so SQS redelivers them.
+    _land_without_deleting(pipeline, visibility_timeout=5)
+    assert pipeline.query("select count(*) from raw.login_messages") == [(100,)]
+    deadline = time.monotonic() + 30
+    while pipeline.queue.counts()["visible"] < 100:  # SQS hands them out again
+        assert time.monotonic() < deadline, pipeline.queue.counts()
+        time.sleep(0.5)
+
+    pipeline.logins("run")
+    pipeline.logins("run")  # the second run finds the queue empty and changes nothing
+
+    assert pipeline.query(
+        "select count(*), count(distinct message_id) from raw.login_messages"
+    ) == [(200, 100)]
+    assert pipeline.query(
+        "select count(*), count(distinct message_id) from public.user_logins"
+    ) == [(99, 99)]
+    assert pipeline.query("select count(*) from staging.stg_sqs__login_event_rejects") == [(1,)]
+    # the row kept is the redelivery (ApproximateReceiveCount 2)
+    assert pipeline.query("select distinct receive_count from staging.stg_sqs__login_events") == [
+        (2,)
+    ]
+    assert pipeline.queue.counts() == {"visible": 0, "in_flight": 0}
+
+
+def test_seeded_synthetic_messages_all_end_somewhere(pipeline: Pipeline) -> None:
+    pipeline.logins("seed", "--count", "500", "--seed", "7", "--malformed-share", "0.05")
+    pipeline.logins("run")
+
+    logins = pipeline.query("select count(*) from public.user_logins")[0][0]
+    rejects = pipeline.query("select count(*) from staging.stg_sqs__login_event_rejects")[0][0]
+    assert logins + rejects == 500
+    assert 5 <= rejects <= 50
+    # devices and IPs repeat, and the masks let analysts count them
+    duplicated = pipeline.query(
+        "select count(*) from (select masked_ip from public.user_logins"
+        " group by 1 having count(*) > 1) as dupes"
+    )[0][0]
+    assert duplicated > 0
+
+
+def _land_without_deleting(pipeline: Pipeline, visibility_timeout: int) -> None:
+    """Receive everything and land it in raw through the loader's dlt source, no delete."""
+    code = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from loader.load import make_pipeline\n"
+        "from loader.settings import loader_settings, postgres_credentials, sqs_settings\n"
+        "from loader.source import ReceivedBatch, sqs_logins\n"
+        "from loader.sqs import SqsQueue\n"
+        "settings = sqs_settings()\n"
+        f"settings.visibility_timeout_seconds = {visibility_timeout}\n"
+        "queue = SqsQueue(settings)\n"
+        "batches = []\n"
+        "while messages := queue.receive():\n"
+        "    batches.append(ReceivedBatch(messages, datetime.now(UTC)))\n"
+        "make_pipeline(loader_settings(), postgres_credentials()).run(\n"
+        "    sqs_logins(batches), loader_file_format='csv').raise_on_failed_jobs()\n"
+        "print(sum(len(b.messages) for b in batches))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**pipeline.env, "LOADER__PIPELINES_DIR": str(pipeline.workdir / "crashed")},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=pipeline.workdir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "100"

@@ -7,9 +7,11 @@ The loader and dbt run as the user runs them: the `logins` command in a subproce
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -206,3 +208,30 @@ def sample_lines() -> list[str]:
             f"the exercise's sample is missing: expected {SAMPLE} (../shared beside the repo)"
         )
     return SAMPLE.read_text().splitlines()
+
+
+@pytest.fixture(scope="session")
+def private_postgres(sqs_endpoint: str) -> Iterator[int]:
+    """A password-checking cluster started the way users get one: `logins up` (then `down`)."""
+    state = Path(tempfile.mkdtemp(prefix="logins-stack-"))
+    state.chmod(0o755)  # the postgres OS user runs the cluster inside it
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))},
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(port),
+        "PGPASSWORD": "postgres",
+        "PGDATABASE": "postgres",
+        "SOURCES__SQS__QUEUE_URL": f"{sqs_endpoint}/000000000000/login-queue",
+        "PII__HMAC_KEY": TEST_HMAC_KEY,
+        "STACK__STATE_DIR": str(state),
+    }
+    up = subprocess.run(
+        [sys.executable, "-m", "loader.cli", "up"], env=env, capture_output=True, text=True
+    )
+    assert up.returncode == 0, up.stderr
+    try:
+        yield port
+    finally:
+        subprocess.run([sys.executable, "-m", "loader.cli", "down"], env=env, check=True)
+        shutil.rmtree(state, ignore_errors=True)

@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make demo` runs the whole pipeline, `make test` the suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export RUNTIME__DLTHUB_TELEMETRY ?= false
+export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
+
+.PHONY: install demo test lint up down clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (set PYTHON=...)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	@touch $@
+
+install: $(BIN)/.installed
+
+# Local stack (Postgres + SQS emulator, started only where nothing answers), 1,000 synthetic
+# messages, then load + dbt build + summary.
+demo: install
+	$(BIN)/logins up
+	$(BIN)/logins seed --count 1000
+	$(BIN)/logins run
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/sqlfluff lint dbt_project
+
+up: install
+	$(BIN)/logins up
+
+down: install
+	$(BIN)/logins down
+
+clean:
+	rm -rf target logs dbt_packages .pytest_cache .ruff_cache

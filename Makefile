@@ -16,11 +16,11 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# Local stack (Postgres + SQS emulator, started only where nothing answers), 1,000 synthetic
+# Local stack (Postgres + SQS emulator, started only where nothing answers), 500 synthetic
 # messages, then load + dbt build + summary.
 demo: install
 	$(BIN)/logins up
-	$(BIN)/logins seed --count 1000
+	$(BIN)/logins seed --count 500
 	$(BIN)/logins run
 
 test: install

@@ -146,3 +146,39 @@ def _land_without_deleting(pipeline: Pipeline, visibility_timeout: int) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "100"
+
+
+EXERCISE_DDL = """
+create table if not exists public.user_logins (
+    user_id varchar(128),
+    device_type varchar(32),
+    masked_ip varchar(256),
+    masked_device_id varchar(256),
+    locale varchar(32),
+    app_version integer,
+    create_date date
+)
+"""
+
+
+def test_loads_into_the_exercises_pre_created_table(
+    pipeline: Pipeline, sample_lines: list[str]
+) -> None:
+    pipeline.query(EXERCISE_DDL + "; select 1")
+    before = pipeline.query(
+        "select column_name, data_type, character_maximum_length from information_schema.columns"
+        " where table_schema = 'public' and table_name = 'user_logins' order by ordinal_position"
+    )
+    pipeline.queue.send(sample_lines)
+    pipeline.logins("run")
+    pipeline.logins("run")  # and incrementally after that
+
+    after = pipeline.query(
+        "select column_name, data_type, character_maximum_length from information_schema.columns"
+        " where table_schema = 'public' and table_name = 'user_logins' order by ordinal_position"
+    )
+    assert after[: len(before)] == before  # the exercise's columns, unchanged, come first
+    rows = pipeline.query(f"select {USER_LOGINS_COLUMNS} from public.user_logins")
+    assert sorted(rows, key=str) == sorted(
+        (expected_row(record) for record in valid_records(sample_lines)), key=str
+    )

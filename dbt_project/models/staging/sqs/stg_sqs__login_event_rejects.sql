@@ -6,10 +6,7 @@
         materialized='incremental',
         unique_key='message_id',
         on_schema_change='append_new_columns',
-        indexes=[
-            {'columns': ['message_id'], 'unique': true},
-            {'columns': ['loaded_at']},
-        ],
+        post_hook="{{ ensure_output_indexes() }}",
     )
 }}
 

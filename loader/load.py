@@ -2,9 +2,10 @@
 
 Per chunk: receive (threads keep receiving meanwhile) -> one dlt load (extract, normalize,
 COPY, then dlt records the load in `_dlt_loads`) -> delete that chunk's messages from SQS.
-A message is deleted only after the load holding it committed; if a load fails, its messages
-are made visible again and nothing is deleted. A crash between commit and delete only means
-SQS delivers those messages again, and staging keeps one row per message id.
+A message is deleted only after the load holding it committed. A failed load is retried with
+backoff; if it still fails, its messages are made visible again and nothing is deleted. A
+crash at any point only means SQS delivers some messages again, and staging keeps one row per
+message id; a load package a crash left on disk is finished by the next run.
 """
 
 from __future__ import annotations
@@ -14,22 +15,27 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dlt
-from dlt.common.pipeline import LoadInfo
+from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
-from dlt.pipeline.exceptions import PipelineStepFailed
 
 from loader import warehouse
-from loader.errors import LoadFailed, PipelineError, SqsUnavailable
+from loader.errors import LoadFailed, SqsUnavailable
+from loader.faults import crash_point
 from loader.receiver import Receiver
 from loader.settings import LoaderSettings, SqsSettings
+from loader.slots import pipeline_slot
 from loader.source import RAW_TABLE, ReceivedBatch, sqs_logins
 from loader.sqs import SqsQueue, chunked
+from loader.visibility import VisibilityKeeper
 
 # Arrow rows skip dlt's normalizer, so ask it for the columns staging relies on.
 dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
 dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
+
+FILE_FORMAT = "csv"  # dlt's Postgres COPY path
 
 _Say = Callable[[str], None]
 
@@ -46,9 +52,11 @@ class LoadStats:
     delete_errors: list[str] = field(default_factory=list)
 
 
-def make_pipeline(settings: LoaderSettings, credentials: PostgresCredentials) -> dlt.Pipeline:
+def make_pipeline(
+    settings: LoaderSettings, credentials: PostgresCredentials, name: str | None = None
+) -> dlt.Pipeline:
     return dlt.pipeline(
-        pipeline_name=settings.pipeline_name,
+        pipeline_name=name or settings.pipeline_name,
         destination=dlt.destinations.postgres(credentials=credentials),
         dataset_name=settings.dataset_name,
         pipelines_dir=settings.pipelines_dir,
@@ -62,10 +70,7 @@ def run_load(
     max_messages: int | None = None,
     progress: bool = True,
 ) -> LoadStats:
-    started = time.monotonic()
-    stats = LoadStats()
     say = _printer(progress)
-
     # Check both ends before touching a message: a refusal leaves the queue as it was.
     warehouse.check(credentials)
     sqs = SqsQueue(sqs_settings, max_connections=2 * settings.receivers + 2)
@@ -74,25 +79,51 @@ def run_load(
         f"queue {sqs_settings.queue_name}: about {waiting['visible']:,} waiting, "
         f"{waiting['in_flight']:,} in flight"
     )
+    pipelines_dir = Path(settings.pipelines_dir or get_dlt_pipelines_dir())
+    with pipeline_slot(pipelines_dir, settings.pipeline_name) as name:
+        pipeline = make_pipeline(settings, credentials, name)
+        return _drain(pipeline, sqs, sqs_settings, settings, credentials, max_messages, say)
 
-    pipeline = make_pipeline(settings, credentials)
-    stats.pending_packages_finished = _finish_pending_packages(pipeline, say)
+
+def _drain(
+    pipeline: dlt.Pipeline,
+    sqs: SqsQueue,
+    sqs_settings: SqsSettings,
+    settings: LoaderSettings,
+    credentials: PostgresCredentials,
+    max_messages: int | None,
+    say: _Say,
+) -> LoadStats:
+    started = time.monotonic()
+    stats = LoadStats()
+    stats.pending_packages_finished = _finish_pending_packages(pipeline, settings, say)
 
     deleter = ThreadPoolExecutor(max_workers=settings.receivers, thread_name_prefix="deleter")
     deletes: list[Future[int]] = []
-    receiver = Receiver(sqs, settings.receivers, max_messages, buffer_messages=settings.chunk_size)
+    keeper = VisibilityKeeper(sqs, sqs_settings.visibility_timeout_seconds)
+    receiver = Receiver(
+        sqs, settings.receivers, max_messages, settings.chunk_size, on_receive=keeper.hold
+    )
     try:
-        with receiver:
+        with keeper, receiver:
             for chunk in receiver.chunks(settings.chunk_size, settings.chunk_seconds):
                 count = sum(len(batch.messages) for batch in chunk)
                 stats.received += count
-                _load_chunk(pipeline, chunk, sqs, receiver)
+                try:
+                    _load_chunk(pipeline, chunk, settings, say)
+                except LoadFailed:
+                    held = chunk + receiver.stop()
+                    keeper.drop(held)
+                    _release(sqs, held)
+                    raise
                 stats.landed += count
                 stats.chunks += 1
                 if stats.chunks == 1:
                     _ensure_indexes(credentials, settings)
+                crash_point("committed")
                 handles = [m["ReceiptHandle"] for batch in chunk for m in batch.messages]
-                deletes.extend(deleter.submit(sqs.delete, part) for part in chunked(handles))
+                deletes.extend(deleter.submit(_delete, sqs, part) for part in chunked(handles))
+                keeper.drop(chunk)
                 rate = stats.landed / max(time.monotonic() - started, 1e-9)
                 say(
                     f"chunk {stats.chunks}: landed {count:,} messages in {settings.dataset_name}."
@@ -110,7 +141,7 @@ def run_load(
         stats.seconds = time.monotonic() - started
 
     if stats.landed == 0:
-        _ensure_raw_table(pipeline, credentials, settings)
+        _ensure_raw_table(pipeline, credentials, settings, say)
     if stats.delete_failed:
         detail = f" ({stats.delete_errors[0]})" if stats.delete_errors else ""
         raise SqsUnavailable(
@@ -120,21 +151,51 @@ def run_load(
     return stats
 
 
+def _delete(sqs: SqsQueue, handles: list[str]) -> int:
+    failed = sqs.delete(handles)
+    crash_point("deleting")
+    return failed
+
+
 def _load_chunk(
-    pipeline: dlt.Pipeline, chunk: list[ReceivedBatch], sqs: SqsQueue, receiver: Receiver
-) -> LoadInfo:
+    pipeline: dlt.Pipeline, chunk: list[ReceivedBatch], settings: LoaderSettings, say: _Say
+) -> None:
+    """Extract and normalize to a load package on disk, then load it (with retries)."""
+    count = sum(len(batch.messages) for batch in chunk)
     try:
-        info = pipeline.run(sqs_logins(chunk), loader_file_format="csv")
-        info.raise_on_failed_jobs()
-        return info
-    except (PipelineStepFailed, PipelineError, Exception) as error:
-        held = chunk + receiver.stop()
-        _release(sqs, held)
-        count = sum(len(batch.messages) for batch in held)
+        pipeline.extract(sqs_logins(chunk), loader_file_format=FILE_FORMAT)
+        crash_point("extracted")
+        pipeline.normalize()
+        crash_point("normalized")
+    except Exception as error:
         raise LoadFailed(
-            f"could not load {count:,} messages into Postgres ({_reason(error)}); none was "
+            f"could not prepare {count:,} messages for loading ({_reason(error)}); none was "
             "deleted from SQS and they are visible again for the next run"
         ) from error
+    _load_with_retries(pipeline, settings, say, f"{count:,} messages")
+
+
+def _load_with_retries(
+    pipeline: dlt.Pipeline, settings: LoaderSettings, say: _Say, what: str
+) -> None:
+    delay = settings.retry_backoff_seconds
+    for attempt in range(1, settings.load_attempts + 1):
+        try:
+            pipeline.load().raise_on_failed_jobs()
+            return
+        except Exception as error:
+            if attempt == settings.load_attempts:
+                raise LoadFailed(
+                    f"could not load {what} into Postgres after {attempt} attempts "
+                    f"({_reason(error)}); none was deleted from SQS and they are visible again "
+                    "for the next run"
+                ) from error
+            say(
+                f"load failed ({_reason(error)}); retry {attempt}/{settings.load_attempts - 1} "
+                f"in {delay:.0f} s"
+            )
+            time.sleep(delay)
+            delay *= 2
 
 
 def _release(sqs: SqsQueue, batches: list[ReceivedBatch]) -> None:
@@ -146,21 +207,25 @@ def _release(sqs: SqsQueue, batches: list[ReceivedBatch]) -> None:
             return  # they become visible when their visibility timeout ends
 
 
-def _finish_pending_packages(pipeline: dlt.Pipeline, say: _Say) -> int:
-    """Load what an interrupted run left extracted or normalized but not loaded."""
-    pending = len(pipeline.list_extracted_load_packages()) + len(
-        pipeline.list_normalized_load_packages()
-    )
+def _finish_pending_packages(pipeline: dlt.Pipeline, settings: LoaderSettings, say: _Say) -> int:
+    """Load what an interrupted run left extracted or normalized but not loaded.
+
+    Its messages were never deleted, so SQS delivers them again too; staging keeps one row
+    per message id, so finishing the package adds nothing twice.
+    """
+    extracted = len(pipeline.list_extracted_load_packages())
+    pending = extracted + len(pipeline.list_normalized_load_packages())
     if not pending:
         return 0
     say(f"finishing {pending} load package(s) left by an interrupted run")
-    try:
-        pipeline.normalize(loader_file_format="csv")
-        pipeline.load().raise_on_failed_jobs()
-    except Exception as error:
-        raise LoadFailed(
-            f"could not finish a load package left by an earlier run ({_reason(error)})"
-        ) from error
+    if extracted:
+        try:
+            pipeline.normalize()
+        except Exception as error:
+            raise LoadFailed(
+                f"could not finish a load package left by an earlier run ({_reason(error)})"
+            ) from error
+    _load_with_retries(pipeline, settings, say, "a load package left by an earlier run")
     return pending
 
 
@@ -170,13 +235,13 @@ def _ensure_indexes(credentials: PostgresCredentials, settings: LoaderSettings) 
 
 
 def _ensure_raw_table(
-    pipeline: dlt.Pipeline, credentials: PostgresCredentials, settings: LoaderSettings
+    pipeline: dlt.Pipeline, credentials: PostgresCredentials, settings: LoaderSettings, say: _Say
 ) -> None:
     """An empty first run still creates raw.login_messages, so `dbt build` has its source."""
     with warehouse.connect(credentials) as conn:
         if warehouse.table_exists(conn, settings.dataset_name, RAW_TABLE):
             return
-    pipeline.run(sqs_logins([]), loader_file_format="csv").raise_on_failed_jobs()
+    _load_chunk(pipeline, [], settings, say)
     _ensure_indexes(credentials, settings)
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from loader.faults import crash_point
 from loader.source import ReceivedBatch
 from loader.sqs import MAX_BATCH, SqsQueue
 
@@ -48,8 +49,10 @@ class Receiver:
         threads: int,
         max_messages: int | None,
         buffer_messages: int,
+        on_receive: Callable[[ReceivedBatch], None] | None = None,
     ) -> None:
         self._sqs = sqs
+        self._on_receive = on_receive
         self._budget = _Budget(max_messages)
         self._buffer: queue.Queue[object] = queue.Queue(
             maxsize=max(2, buffer_messages // MAX_BATCH)
@@ -79,7 +82,11 @@ class Receiver:
                 self._budget.give_back(wanted - len(messages))
                 if not messages:
                     return  # a long poll came back empty: the queue is drained
-                self._buffer.put(ReceivedBatch(messages, datetime.now(UTC)))
+                batch = ReceivedBatch(messages, datetime.now(UTC))
+                if self._on_receive:
+                    self._on_receive(batch)
+                crash_point("received")
+                self._buffer.put(batch)
         except BaseException as error:  # handed to the main thread, which reports it
             self._errors.append(error)
         finally:

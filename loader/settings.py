@@ -75,6 +75,10 @@ class LoaderSettings(BaseConfiguration):
     # A chunk is loaded after this long even if not full, so messages never wait near their
     # visibility timeout.
     chunk_seconds: float = 30.0
+    # A load that fails (Postgres down, a lost connection) is retried this many times, with
+    # backoff doubling from retry_backoff_seconds, before the loader gives up.
+    load_attempts: int = 4
+    retry_backoff_seconds: float = 2.0
 
 
 @configspec

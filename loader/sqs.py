@@ -118,13 +118,17 @@ class SqsQueue:
 
     def release(self, receipt_handles: Sequence[str]) -> None:
         """Make messages visible again at once (used when their load failed)."""
+        self.extend(receipt_handles, 0)
+
+    def extend(self, receipt_handles: Sequence[str], seconds: int) -> None:
+        """Set the visibility timeout of up to 10 held messages to `seconds` from now."""
         if not receipt_handles:
             return
         self._call(
             "change_message_visibility_batch",
             QueueUrl=self.url,
             Entries=[
-                {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
                 for index, handle in enumerate(receipt_handles)
             ],
         )

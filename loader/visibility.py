@@ -1,0 +1,65 @@
+"""Keep received messages hidden for as long as this loader holds them.
+
+SQS hides a received message for its visibility timeout; if the loader still holds it then
+(a slow or retried load), another consumer would get it and both would process it. The
+keeper extends the timeout of every batch held longer than half of it. In a normal run a
+batch is deleted long before that, so it costs no SQS call at all.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from loader.source import ReceivedBatch
+from loader.sqs import SqsQueue, SqsUnavailable, chunked
+
+
+class VisibilityKeeper:
+    def __init__(self, sqs: SqsQueue, visibility_timeout: int) -> None:
+        self._sqs = sqs
+        self._timeout = visibility_timeout
+        self._held: dict[int, tuple[ReceivedBatch, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="visibility", daemon=True)
+        self.extended = 0
+
+    def __enter__(self) -> VisibilityKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def hold(self, batch: ReceivedBatch) -> None:
+        with self._lock:
+            self._held[id(batch)] = (batch, time.monotonic())
+
+    def drop(self, batches: list[ReceivedBatch]) -> None:
+        with self._lock:
+            for batch in batches:
+                self._held.pop(id(batch), None)
+
+    def _run(self) -> None:
+        # check often enough that a batch never goes past its timeout
+        interval = max(0.5, self._timeout / 4)
+        while not self._stop.wait(interval):
+            self.extend_due()
+
+    def extend_due(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [
+                batch for batch, since in self._held.values() if now - since >= self._timeout / 2
+            ]
+            for batch in due:
+                self._held[id(batch)] = (batch, now)
+        handles = [m["ReceiptHandle"] for batch in due for m in batch.messages]
+        for part in chunked(handles):
+            try:
+                self._sqs.extend(part, self._timeout)
+                self.extended += len(part)
+            except SqsUnavailable:
+                pass  # deleted meanwhile, or SQS down: the message may come back, and dedupes

@@ -34,6 +34,8 @@ from loader.visibility import VisibilityKeeper
 # Arrow rows skip dlt's normalizer, so ask it for the columns staging relies on.
 dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
 dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
+# Once loaded, the package's data files (message bodies: plaintext PII) leave the disk.
+dlt.config["load.delete_completed_jobs"] = True
 
 FILE_FORMAT = "csv"  # dlt's Postgres COPY path
 

@@ -210,8 +210,46 @@ def sample_lines() -> list[str]:
     return SAMPLE.read_text().splitlines()
 
 
+@dataclass
+class PrivatePostgres:
+    """A cluster of the tests' own, which they may stop and start."""
+
+    port: int
+    env: dict[str, str]
+
+    def logins(self, *args: str) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "loader.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+
+    def stop(self) -> None:
+        self.logins("down")
+
+    def start(self) -> None:
+        self.logins("up")
+
+    def create_database(self) -> str:
+        name = f"logins_test_{uuid.uuid4().hex[:12]}"
+        conn = psycopg2.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="postgres",
+            password="postgres",
+            dbname="postgres",
+        )
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(f'create database "{name}"')
+        conn.close()
+        return name
+
+
 @pytest.fixture(scope="session")
-def private_postgres(sqs_endpoint: str) -> Iterator[int]:
+def private_postgres(sqs_endpoint: str) -> Iterator[PrivatePostgres]:
     """A password-checking cluster started the way users get one: `logins up` (then `down`)."""
     state = Path(tempfile.mkdtemp(prefix="logins-stack-"))
     state.chmod(0o755)  # the postgres OS user runs the cluster inside it
@@ -226,12 +264,10 @@ def private_postgres(sqs_endpoint: str) -> Iterator[int]:
         "PII__HMAC_KEY": TEST_HMAC_KEY,
         "STACK__STATE_DIR": str(state),
     }
-    up = subprocess.run(
-        [sys.executable, "-m", "loader.cli", "up"], env=env, capture_output=True, text=True
-    )
-    assert up.returncode == 0, up.stderr
+    cluster = PrivatePostgres(port, env)
+    cluster.start()
     try:
-        yield port
+        yield cluster
     finally:
         subprocess.run([sys.executable, "-m", "loader.cli", "down"], env=env, check=True)
         shutil.rmtree(state, ignore_errors=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Pipeline, free_port
+from tests.conftest import Pipeline, PrivatePostgres, free_port
 
 
 @pytest.fixture
@@ -47,9 +47,11 @@ def test_postgres_refuses_connection(loaded_queue: Pipeline) -> None:
     assert loaded_queue.queue.counts() == {"visible": 100, "in_flight": 0}
 
 
-def test_postgres_refuses_password(loaded_queue: Pipeline, private_postgres: int) -> None:
+def test_postgres_refuses_password(
+    loaded_queue: Pipeline, private_postgres: PrivatePostgres
+) -> None:
     result = loaded_queue.logins(
-        "load", check=False, PGPORT=str(private_postgres), PGPASSWORD="wrong-password"
+        "load", check=False, PGPORT=str(private_postgres.port), PGPASSWORD="wrong-password"
     )
     assert result.returncode == 4
     line = _one_line_error(result.stderr)

@@ -80,6 +80,11 @@ validated as (
         case
             when fields.doc is null then 'not_json: body is not valid JSON'
             when fields.doc_type != 'object' then 'not_object: body is a JSON ' || fields.doc_type
+            -- JSON allows a key twice and Postgres keeps the last: which one was meant is unknown
+            when
+                (select count(*) from json_object_keys(fields.body::json))
+                != (select count(*) from jsonb_object_keys(fields.doc))
+                then 'duplicate_key: a key appears more than once'
             {%- for field in required_strings %}
             when not fields.doc ? '{{ field }}' then 'missing_field: {{ field }}'
             {%- endfor %}
@@ -91,6 +96,9 @@ validated as (
                 then 'wrong_type: locale is ' || jsonb_typeof(fields.doc -> 'locale') || ', not string or null'
             {%- for field in required_strings + ['locale'] %}
             when fields.doc ->> '{{ field }}' = '' then 'empty_field: {{ field }}'
+            {%- endfor %}
+            {%- for field in ['user_id', 'device_type', 'device_id', 'locale'] %}
+            when fields.{{ field }} ~ '[[:cntrl:]]' then 'invalid_characters: {{ field }} has control characters'
             {%- endfor %}
             {%- for field, max_length in max_lengths.items() %}
             when

@@ -220,14 +220,19 @@ def _finish_pending_packages(pipeline: dlt.Pipeline, settings: LoaderSettings, s
     if not pending:
         return 0
     say(f"finishing {pending} load package(s) left by an interrupted run")
-    if extracted:
-        try:
+    try:
+        if extracted:
             pipeline.normalize()
-        except Exception as error:
-            raise LoadFailed(
-                f"could not finish a load package left by an earlier run ({_reason(error)})"
-            ) from error
-    _load_with_retries(pipeline, settings, say, "a load package left by an earlier run")
+        _load_with_retries(pipeline, settings, say, "a load package left by an earlier run")
+    except Exception as error:
+        # Postgres answered a moment ago, so the package itself is at fault. Its messages were
+        # never deleted from SQS, which delivers them again: dropping it loses nothing.
+        pipeline.drop_pending_packages()
+        say(
+            f"dropped {pending} load package(s) that could not be finished ({_reason(error)}); "
+            "SQS delivers their messages again"
+        )
+        return 0
     return pending
 
 

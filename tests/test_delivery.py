@@ -14,7 +14,15 @@ import psycopg2
 import pytest
 
 from loader.faults import CRASH_POINTS
-from tests.conftest import REPO, Pipeline, PrivatePostgres, Queue
+from tests.conftest import (
+    REPO,
+    Pipeline,
+    PrivatePostgres,
+    Queue,
+    free_port,
+    sqs_client,
+    wait_for_port,
+)
 from tests.expected import USER_LOGINS_COLUMNS, expected_row, valid_records
 
 # One receiver: moto's server is not thread-safe and, with concurrent receives, sometimes hands
@@ -233,3 +241,66 @@ def test_four_loaders_and_a_build_at_once(pipeline: Pipeline) -> None:
     assert logins == distinct_logins
     assert logins + rejects == 400
     assert pipeline.queue.counts() == {"visible": 0, "in_flight": 0}
+
+
+@pytest.mark.slow
+def test_a_pending_package_that_cannot_be_finished_is_dropped(
+    pipeline: Pipeline, sample_lines: list[str]
+) -> None:
+    pipeline.queue.send(sample_lines)
+    crashed = pipeline.logins("load", check=False, LOGINS_CRASH_AT="normalized", **SHORT_VISIBILITY)
+    assert crashed.returncode == -9
+    jobs = list((pipeline.workdir / "dlt").rglob("normalized/*/new_jobs/login_messages.*"))
+    assert jobs
+    for job in jobs:
+        job.write_bytes(b"not a gzip file")  # the disk ate it
+    wait_until_visible(pipeline.queue, 100)
+
+    rerun = pipeline.logins("run", **SHORT_VISIBILITY, LOADER__RETRY_BACKOFF_SECONDS="0")
+    assert "dropped 1 load package(s) that could not be finished" in rerun.stderr
+    assert_same_as_a_clean_run(pipeline, sample_lines)
+
+
+@pytest.mark.slow
+def test_sqs_going_away_mid_load(
+    pipeline: Pipeline, sample_lines: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The emulator is killed while the loader drains it: a clear error, no hang."""
+    port = free_port()
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**pipeline.env, "MOTO_ACCOUNT_ID": "000000000000"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port("127.0.0.1", port)
+        queue = Queue(
+            sqs_client(f"http://127.0.0.1:{port}").create_queue(QueueName="login-queue")[
+                "QueueUrl"
+            ],
+            sqs_client(f"http://127.0.0.1:{port}"),
+        )
+        queue.send(sample_lines * 3)
+        loader = subprocess.Popen(
+            [sys.executable, "-m", "loader.cli", "load"],
+            env={**pipeline.env, "SOURCES__SQS__QUEUE_URL": queue.url, "LOADER__CHUNK_SIZE": "50"},
+            cwd=pipeline.workdir,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert loader.stderr is not None
+        for line in loader.stderr:
+            if line.startswith("[load] chunk 1:"):
+                break
+        emulator.kill()
+        started = time.monotonic()
+        _, rest = loader.communicate(timeout=120)
+    finally:
+        emulator.kill()
+    assert loader.returncode == 3, rest
+    assert "Traceback" not in rest
+    assert "error: " in rest
+    assert time.monotonic() - started < 60  # botocore's bounded retries, then the error
+    landed = pipeline.query("select count(*), count(distinct message_id) from raw.login_messages")
+    assert landed[0][0] == landed[0][1] >= 50  # what was loaded before stays, once

@@ -2,12 +2,13 @@
 
 SQS hides a received message for its visibility timeout; if the loader still holds it then
 (a slow or retried load), another consumer would get it and both would process it. The
-keeper extends the timeout of every batch held longer than half of it. In a normal run a
+keeper extends the timeout of every batch held longer than a third of it. In a normal run a
 batch is deleted long before that, so it costs no SQS call at all.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -43,16 +44,19 @@ class VisibilityKeeper:
                 self._held.pop(id(batch), None)
 
     def _run(self) -> None:
-        # check often enough that a batch never goes past its timeout
-        interval = max(0.5, self._timeout / 4)
+        # check often enough that a batch is extended with a good margin before its timeout
+        interval = max(0.5, self._timeout / 8)
         while not self._stop.wait(interval):
-            self.extend_due()
+            try:
+                self.extend_due()
+            except Exception as error:  # keep keeping: a lost extension only risks a redelivery
+                print(f"[load] could not extend visibility: {error}", file=sys.stderr)
 
     def extend_due(self) -> None:
         now = time.monotonic()
         with self._lock:
             due = [
-                batch for batch, since in self._held.values() if now - since >= self._timeout / 2
+                batch for batch, since in self._held.values() if now - since >= self._timeout / 3
             ]
             for batch in due:
                 self._held[id(batch)] = (batch, now)

@@ -4,28 +4,19 @@
 {% macro create_parsing_functions() %}
     {%- set schema = generate_schema_name('staging', none) -%}
     create schema if not exists {{ schema }};
+    {%- for name, type in [('try_parse_jsonb', 'jsonb'), ('try_parse_inet', 'inet')] %}
 
-    create or replace function {{ schema }}.try_parse_jsonb(value text)
-    returns jsonb
+    create or replace function {{ schema }}.{{ name }}(value text)
+    returns {{ type }}
     language plpgsql immutable strict parallel safe
     as $fn$
     begin
-        return value::jsonb;
+        return value::{{ type }};
     exception when others then
         return null;
     end
     $fn$;
-
-    create or replace function {{ schema }}.try_parse_inet(value text)
-    returns inet
-    language plpgsql immutable strict parallel safe
-    as $fn$
-    begin
-        return value::inet;
-    exception when others then
-        return null;
-    end
-    $fn$;
+    {%- endfor %}
 {% endmacro %}
 
 {% macro parsing_function(name) -%}

@@ -6,16 +6,20 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loader.errors import PipelineError
+
+if TYPE_CHECKING:
+    from loader.settings import SqsSettings
 
 
 def _up(args: argparse.Namespace) -> None:
     from loader import stack
     from loader.db_init import init_database
-    from loader.settings import describe_postgres, pii_settings, postgres_credentials, sqs_settings
+    from loader.settings import describe_postgres, pii_settings, postgres_credentials
 
-    credentials, sqs = postgres_credentials(), sqs_settings()
+    credentials, sqs = postgres_credentials(), _sqs_settings(args)
     print(f"Postgres {describe_postgres(credentials)}: {stack.ensure_postgres(credentials)}")
     print(f"SQS {sqs.queue_url}: {stack.ensure_sqs(sqs)}")
     for note in init_database(credentials, pii_settings(), generate_key=True):
@@ -44,7 +48,6 @@ def _db_init(args: argparse.Namespace) -> None:
 
 def _seed(args: argparse.Namespace) -> None:
     from loader import seed, synthetic
-    from loader.settings import sqs_settings
     from loader.sqs import SqsQueue
 
     stats = seed.SeedStats()
@@ -52,7 +55,7 @@ def _seed(args: argparse.Namespace) -> None:
         bodies = seed.file_bodies(Path(args.file), stats.skipped)
     else:
         bodies = synthetic.bodies(args.count, args.seed, args.malformed_share)
-    sent = seed.send_all(SqsQueue(sqs_settings()), bodies)
+    sent = seed.send_all(SqsQueue(_sqs_settings(args)), bodies)
     for line in stats.skipped + sent.refused:
         print(f"not sent: {line}", file=sys.stderr)
     print(f"sent {sent.sent:,} messages")
@@ -62,10 +65,10 @@ def _seed(args: argparse.Namespace) -> None:
 
 def _load(args: argparse.Namespace) -> None:
     from loader.load import run_load
-    from loader.settings import loader_settings, postgres_credentials, sqs_settings
+    from loader.settings import loader_settings, postgres_credentials
 
     stats = run_load(
-        sqs_settings(), loader_settings(), postgres_credentials(), args.max_messages, True
+        _sqs_settings(args), loader_settings(), postgres_credentials(), args.max_messages, True
     )
     print(
         f"received {stats.received:,}, landed {stats.landed:,}, deleted {stats.deleted:,} "
@@ -77,19 +80,14 @@ def _run(args: argparse.Namespace) -> None:
     from loader import summary
     from loader.db_init import init_database
     from loader.load import run_load
-    from loader.settings import (
-        loader_settings,
-        pii_settings,
-        postgres_credentials,
-        sqs_settings,
-    )
+    from loader.settings import loader_settings, pii_settings, postgres_credentials
     from loader.transform import dbt_build
 
     credentials = postgres_credentials()
     for note in init_database(credentials, pii_settings()):
         print(note)
     started = time.monotonic()
-    stats = run_load(sqs_settings(), loader_settings(), credentials, args.max_messages, True)
+    stats = run_load(_sqs_settings(args), loader_settings(), credentials, args.max_messages, True)
     load_seconds = time.monotonic() - started
     before = summary.outcomes(credentials)
     started = time.monotonic()
@@ -97,6 +95,26 @@ def _run(args: argparse.Namespace) -> None:
     build_seconds = time.monotonic() - started
     after = summary.outcomes(credentials)
     print(summary.render(stats, before, after, load_seconds, build_seconds))
+
+
+def _sqs_settings(args: argparse.Namespace) -> SqsSettings:
+    """SOURCES__SQS__* settings, with --sqs-protocol over SOURCES__SQS__PROTOCOL."""
+    from loader.settings import sqs_settings
+
+    settings = sqs_settings()
+    if args.sqs_protocol:
+        settings.protocol = args.sqs_protocol
+    return settings
+
+
+def _add_sqs_protocol(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--sqs-protocol",
+        choices=("json", "query"),  # settings.SQS_PROTOCOLS, without importing dlt for --help
+        default=None,
+        help="SQS wire protocol: query for endpoints without JSON, like the exercise's old "
+        "LocalStack (default: SOURCES__SQS__PROTOCOL, else json)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser("up", help="make a local Postgres and SQS available (no Docker)")
+    _add_sqs_protocol(up)
     up.set_defaults(handler=_up)
     down = commands.add_parser("down", help="stop what `up` started")
     down.set_defaults(handler=_down)
@@ -131,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument(
         "--malformed-share", type=float, default=0.01, help="share of malformed messages (0.01)"
     )
+    _add_sqs_protocol(seed)
     seed.set_defaults(handler=_seed)
 
     for name, handler, text in (
@@ -141,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--max-messages", type=_positive, default=None, help="stop after this many messages"
         )
+        _add_sqs_protocol(command)
         command.set_defaults(handler=handler)
     return parser
 

@@ -17,8 +17,12 @@ from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.typing import TSecretStrValue
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
+from loader.errors import ConfigurationError
+
 DEFAULT_QUEUE_URL = "http://localhost:4566/000000000000/login-queue"
 DEFAULT_REGION = "us-east-1"
+# SQS wire protocols: botocore's current JSON one, and the query (XML) one old emulators speak.
+SQS_PROTOCOLS = ("json", "query")
 # The exercise's local setup; a real deployment sets PG* or DESTINATION__POSTGRES__CREDENTIALS.
 DEFAULT_POSTGRES = {
     "PGHOST": "localhost",
@@ -45,6 +49,14 @@ class SqsSettings(BaseConfiguration):
     wait_time_seconds: int = 2
     # How long received messages stay hidden from other consumers while this loader holds them.
     visibility_timeout_seconds: int = 300
+    # `query` for endpoints that predate SQS's JSON protocol, like the exercise's old LocalStack.
+    protocol: str = "json"
+
+    def on_resolved(self) -> None:
+        if self.protocol not in SQS_PROTOCOLS:
+            raise ConfigurationError(
+                f"SOURCES__SQS__PROTOCOL is '{self.protocol}': set it to json or query"
+            )
 
     @property
     def queue_name(self) -> str:

@@ -17,6 +17,7 @@ from botocore.exceptions import (
 
 from loader.errors import SqsUnavailable
 from loader.settings import SqsSettings
+from loader.sqs_query_protocol import query_protocol_session
 
 # SQS's own limits.
 MAX_BATCH = 10
@@ -28,6 +29,11 @@ _MISSING_QUEUE_CODES = {
     "QueueDoesNotExist",
     "NonExistentQueue",
 }
+
+# What a query-only endpoint answers to a JSON request (old LocalStack, moto-based emulators).
+_UNKNOWN_OPERATION_CODES = {"UnknownOperationException", "InvalidAction", "MissingAction"}
+# The receive parameter asking for every system attribute, by protocol.
+_SYSTEM_ATTRIBUTE_NAMES = {"json": "MessageSystemAttributeNames", "query": "AttributeNames"}
 
 
 @dataclass(frozen=True)
@@ -43,24 +49,9 @@ class SqsQueue:
     def __init__(self, settings: SqsSettings, max_connections: int = 10) -> None:
         self.settings = settings
         self.url = settings.queue_url
-        self.client = boto3.session.Session().client(
-            "sqs",
-            region_name=settings.region_name,
-            endpoint_url=settings.resolved_endpoint_url,
-            config=Config(
-                retries={
-                    # botocore's retry modes: backoff with jitter on throttling and
-                    # transient errors. AWS_RETRY_MODE / AWS_MAX_ATTEMPTS override.
-                    "mode": os.environ.get("AWS_RETRY_MODE", "standard"),
-                    "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "5")),
-                },
-                max_pool_connections=max_connections,
-                connect_timeout=5,
-                # a long poll holds the connection for up to WaitTimeSeconds
-                read_timeout=MAX_WAIT_SECONDS + 10,
-            ),
-            **_credentials(settings),
-        )
+        self.client = _client(settings, max_connections)
+        if settings.protocol == "json":
+            self.client.meta.events.register("before-parse.sqs", self._refuse_xml_answers)
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -97,8 +88,9 @@ class SqsQueue:
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=self.settings.wait_time_seconds,
             VisibilityTimeout=self.settings.visibility_timeout_seconds,
-            MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
+            # Endpoints of the query protocol's era know AttributeNames, its older name.
+            **{_SYSTEM_ATTRIBUTE_NAMES[self.settings.protocol]: ["All"]},
         )
         return list(response.get("Messages", ()))
 
@@ -158,6 +150,12 @@ class SqsQueue:
             ) from error
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if self.settings.protocol == "json" and (
+                code in _UNKNOWN_OPERATION_CODES or (status == 500 and code == "500")
+            ):
+                # An answer that is not JSON, or no operation found: a query-only endpoint.
+                raise SqsUnavailable(self._protocol_hint(f"{code or status}")) from error
             if code in _MISSING_QUEUE_CODES:
                 raise SqsUnavailable(
                     f"SQS queue '{self.settings.queue_name}' does not exist at {self.url}: "
@@ -167,6 +165,45 @@ class SqsQueue:
             raise SqsUnavailable(f"SQS {operation} failed: {code}: {message}") from error
         except BotoCoreError as error:
             raise SqsUnavailable(f"SQS {operation} failed: {error}") from error
+
+    def _refuse_xml_answers(self, response_dict: dict[str, Any], **_: Any) -> None:
+        """botocore's JSON parser reads an XML answer as empty; it means a query-only endpoint."""
+        content_type = response_dict["headers"].get("content-type", "")
+        body = response_dict["body"]
+        if "xml" in content_type or (isinstance(body, bytes) and body.lstrip()[:1] == b"<"):
+            raise SqsUnavailable(self._protocol_hint(f"HTTP {response_dict['status_code']} in XML"))
+
+    def _protocol_hint(self, answer: str) -> str:
+        return (
+            f"the SQS endpoint {self.client.meta.endpoint_url} answered a JSON-protocol request "
+            f"with {answer}: it speaks only SQS's query protocol (like the exercise's old "
+            "LocalStack); set SOURCES__SQS__PROTOCOL=query or pass --sqs-protocol query"
+        )
+
+
+def _client(settings: SqsSettings, max_connections: int) -> Any:
+    """boto3's SQS client, in the protocol the settings ask for."""
+    options: dict[str, Any] = {
+        "region_name": settings.region_name,
+        "endpoint_url": settings.resolved_endpoint_url,
+        "config": Config(
+            retries={
+                # botocore's retry modes: backoff with jitter on throttling and
+                # transient errors. AWS_RETRY_MODE / AWS_MAX_ATTEMPTS override.
+                "mode": os.environ.get("AWS_RETRY_MODE", "standard"),
+                "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "5")),
+            },
+            max_pool_connections=max_connections,
+            connect_timeout=5,
+            # a long poll holds the connection for up to WaitTimeSeconds
+            read_timeout=MAX_WAIT_SECONDS + 10,
+        ),
+        **_credentials(settings),
+    }
+    if settings.protocol == "query":
+        with query_protocol_session() as botocore_session:
+            return boto3.session.Session(botocore_session=botocore_session).client("sqs", **options)
+    return boto3.session.Session().client("sqs", **options)
 
 
 def _credentials(settings: SqsSettings) -> dict[str, str]:

@@ -6,18 +6,22 @@ The loader and dbt run as the user runs them: the `logins` command in a subproce
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import psycopg2
@@ -105,6 +109,63 @@ class Queue:
             ]
             response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
             assert not response.get("Failed"), response["Failed"]
+
+
+@dataclass
+class RecordingProxy:
+    """An HTTP proxy in front of the SQS emulator that notes each request's protocol."""
+
+    endpoint: str
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (content type, operation)
+
+    def via(self, url: str) -> str:
+        """`url` (the emulator's) with the proxy's address instead."""
+        return self.endpoint + urlsplit(url).path
+
+    def operations(self, content_type_prefix: str) -> set[str]:
+        return {op for kind, op in self.requests if kind.startswith(content_type_prefix)}
+
+
+@pytest.fixture
+def sqs_proxy(sqs_endpoint: str) -> Iterator[RecordingProxy]:
+    upstream = urlsplit(sqs_endpoint)
+    proxy = RecordingProxy("")
+
+    class Forward(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            content_type = self.headers.get("Content-Type", "")
+            target = self.headers.get("X-Amz-Target", "")
+            action = parse_qs(body.decode()).get("Action", [""])[0] if not target else ""
+            proxy.requests.append((content_type, target.rpartition(".")[2] or action))
+            conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
+            try:
+                conn.request("POST", self.path, body, dict(self.headers.items()))
+                answer = conn.getresponse()
+                payload = answer.read()
+            finally:
+                conn.close()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    server.daemon_threads = True
+    proxy.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture

@@ -9,17 +9,36 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from tests.conftest import SAMPLE, TEST_HMAC_KEY, Pipeline
+import pytest
+
+from tests.conftest import SAMPLE, TEST_HMAC_KEY, Pipeline, RecordingProxy
 from tests.expected import USER_LOGINS_COLUMNS, expected_row, mask, valid_records
 
+# What botocore sends in each protocol: the proxy in front of the emulator sees it on the wire.
+WIRE_CONTENT_TYPES = {
+    "json": "application/x-amz-json-1.0",
+    "query": "application/x-www-form-urlencoded",
+}
 
-def test_real_sample_lands_masked_and_complete(pipeline: Pipeline, sample_lines: list[str]) -> None:
+
+@pytest.mark.parametrize("protocol", ["json", "query"])
+def test_real_sample_lands_masked_and_complete(
+    pipeline: Pipeline, sample_lines: list[str], sqs_proxy: RecordingProxy, protocol: str
+) -> None:
+    via_proxy = {"SOURCES__SQS__QUEUE_URL": sqs_proxy.via(pipeline.queue.url)}
     before = datetime.now(UTC)
-    seeded = pipeline.logins("seed", "--file", str(SAMPLE))
+    # the option and the setting both choose the protocol
+    seeded = pipeline.logins("seed", "--file", str(SAMPLE), "--sqs-protocol", protocol, **via_proxy)
     assert "sent 100 messages" in seeded.stdout
 
-    run = pipeline.logins("run")
+    run = pipeline.logins("run", **via_proxy, SOURCES__SQS__PROTOCOL=protocol)
     assert "rows in user_logins  99" in run.stdout, run.stdout
+    # every request was in the protocol asked for
+    kinds = {kind.split(";")[0] for kind, _ in sqs_proxy.requests}
+    assert kinds == {WIRE_CONTENT_TYPES[protocol]}
+    assert {"SendMessageBatch", "GetQueueAttributes", "ReceiveMessage", "DeleteMessageBatch"} <= (
+        sqs_proxy.operations(WIRE_CONTENT_TYPES[protocol])
+    )
 
     rows = pipeline.query(f"select {USER_LOGINS_COLUMNS} from public.user_logins")
     assert len(rows) == 99

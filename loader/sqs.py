@@ -155,7 +155,8 @@ class SqsQueue:
                 code in _UNKNOWN_OPERATION_CODES or (status == 500 and code == "500")
             ):
                 # An answer that is not JSON, or no operation found: a query-only endpoint.
-                raise SqsUnavailable(self._protocol_hint(f"{code or status}")) from error
+                answer = code if code in _UNKNOWN_OPERATION_CODES else f"HTTP {status}"
+                raise SqsUnavailable(self._protocol_hint(answer)) from error
             if code in _MISSING_QUEUE_CODES:
                 raise SqsUnavailable(
                     f"SQS queue '{self.settings.queue_name}' does not exist at {self.url}: "
@@ -176,8 +177,9 @@ class SqsQueue:
     def _protocol_hint(self, answer: str) -> str:
         return (
             f"the SQS endpoint {self.client.meta.endpoint_url} answered a JSON-protocol request "
-            f"with {answer}: it speaks only SQS's query protocol (like the exercise's old "
-            "LocalStack); set SOURCES__SQS__PROTOCOL=query or pass --sqs-protocol query"
+            f"with {answer}, as endpoints that speak only SQS's query protocol do (like the "
+            "exercise's old LocalStack): set SOURCES__SQS__PROTOCOL=query or pass "
+            "--sqs-protocol query"
         )
 
 

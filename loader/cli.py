@@ -18,10 +18,13 @@ def _up(args: argparse.Namespace) -> None:
     from loader import stack
     from loader.db_init import init_database
     from loader.settings import describe_postgres, pii_settings, postgres_credentials
+    from loader.sqs import SqsQueue
 
     credentials, sqs = postgres_credentials(), _sqs_settings(args)
     print(f"Postgres {describe_postgres(credentials)}: {stack.ensure_postgres(credentials)}")
-    print(f"SQS {sqs.queue_url}: {stack.ensure_sqs(sqs)}")
+    how = stack.ensure_sqs(sqs)
+    waiting = SqsQueue(sqs).approximate_counts()["visible"]
+    print(f"SQS {sqs.queue_url}: {how}, {waiting:,} messages waiting")
     for note in init_database(credentials, pii_settings(), generate_key=True):
         print(note)
 

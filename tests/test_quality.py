@@ -36,3 +36,10 @@ def test_github_workflow_matches_its_schema() -> None:
     assert workflows
     result = _run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_files_match_their_schema() -> None:
+    compose_files = sorted(str(p) for p in REPO.glob("docker-compose*.yml"))
+    assert len(compose_files) == 2  # the default stack and the exercise's images
+    result = _run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *compose_files)
+    assert result.returncode == 0, result.stdout + result.stderr

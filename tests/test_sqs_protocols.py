@@ -314,3 +314,21 @@ def test_an_unknown_protocol_is_refused(pipeline: Pipeline) -> None:
     refused = pipeline.logins("load", "--sqs-protocol", "xml", check=False)
     assert refused.returncode == 2
     assert "invalid choice: 'xml'" in refused.stderr
+
+
+def test_up_checks_a_running_query_only_stack(
+    pipeline: Pipeline, sample_lines: list[str], sqs_proxy: RecordingProxy
+) -> None:
+    """The README's steps for the exercise's images: services already up, queue pre-loaded."""
+    pipeline.queue.send(sample_lines)
+    up = pipeline.logins(
+        "up", "--sqs-protocol", "query", SOURCES__SQS__QUEUE_URL=sqs_proxy.via(pipeline.queue.url)
+    )
+    assert f"{pipeline.queue.url.rsplit('/', 1)[1]}: running, 100 messages waiting" in up.stdout
+    assert "started" not in up.stdout
+    assert {kind.split(";")[0] for kind, _ in sqs_proxy.requests} == {
+        "application/x-www-form-urlencoded"
+    }
+    assert {"CreateQueue", "GetQueueAttributes"} <= sqs_proxy.operations("application/x-www")
+    assert "nothing" in pipeline.logins("down").stdout
+    assert pipeline.queue.counts() == {"visible": 100, "in_flight": 0}

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -111,6 +112,35 @@ class Queue:
             assert not response.get("Failed"), response["Failed"]
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's request handler: answers in one call, logs nothing."""
+
+    def answer(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serves `handler` on a free local port, in threads; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @dataclass
 class RecordingProxy:
     """An HTTP proxy in front of the SQS emulator that notes each request's protocol."""
@@ -131,7 +161,7 @@ def sqs_proxy(sqs_endpoint: str) -> Iterator[RecordingProxy]:
     upstream = urlsplit(sqs_endpoint)
     proxy = RecordingProxy("")
 
-    class Forward(BaseHTTPRequestHandler):
+    class Forward(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             content_type = self.headers.get("Content-Type", "")
@@ -141,31 +171,15 @@ def sqs_proxy(sqs_endpoint: str) -> Iterator[RecordingProxy]:
             conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
             try:
                 conn.request("POST", self.path, body, dict(self.headers.items()))
-                answer = conn.getresponse()
-                payload = answer.read()
+                upstream_answer = conn.getresponse()
+                payload = upstream_answer.read()
             finally:
                 conn.close()
-            self.send_response(answer.status)
-            for name, value in answer.getheaders():
-                if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.answer(upstream_answer.status, upstream_answer.getheaders(), payload)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-    server.daemon_threads = True
-    proxy.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(Forward) as endpoint:
+        proxy.endpoint = endpoint
         yield proxy
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

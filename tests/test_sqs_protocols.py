@@ -3,10 +3,8 @@ one-line hint when a JSON request meets an endpoint that speaks only the query p
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import botocore.parsers
@@ -17,7 +15,7 @@ from botocore.model import ServiceModel, Shape
 from loader.settings import SqsSettings
 from loader.sqs import SqsQueue
 from loader.sqs_query_protocol import bundled_json_model, query_service_model
-from tests.conftest import Pipeline, RecordingProxy
+from tests.conftest import Pipeline, QuietHandler, RecordingProxy, http_server
 
 JSON_MODEL = ServiceModel(bundled_json_model(), "sqs")
 QUERY_MODEL = ServiceModel(query_service_model(bundled_json_model()), "sqs")
@@ -272,25 +270,13 @@ QUERY_ONLY_ANSWERS = {
 def query_only_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
     status, content_type, body = QUERY_ONLY_ANSWERS[request.param]
 
-    class Answer(BaseHTTPRequestHandler):
+    class Answer(QuietHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(status, [("Content-Type", content_type)], body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/000000000000/login-queue"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Answer) as endpoint:
+        yield f"{endpoint}/000000000000/login-queue"
 
 
 def test_json_request_to_a_query_only_endpoint_names_the_setting(

@@ -16,6 +16,7 @@ from loader.settings import SqsSettings
 from loader.sqs import SqsQueue
 from loader.sqs_query_protocol import bundled_json_model, query_service_model
 from tests.conftest import Pipeline, QuietHandler, RecordingProxy, http_server
+from tests.test_pipeline import EXERCISE_DDL
 
 JSON_MODEL = ServiceModel(bundled_json_model(), "sqs")
 QUERY_MODEL = ServiceModel(query_service_model(bundled_json_model()), "sqs")
@@ -302,19 +303,44 @@ def test_an_unknown_protocol_is_refused(pipeline: Pipeline) -> None:
     assert "invalid choice: 'xml'" in refused.stderr
 
 
-def test_up_checks_a_running_query_only_stack(
+def test_readme_steps_for_the_exercises_images(
     pipeline: Pipeline, sample_lines: list[str], sqs_proxy: RecordingProxy
 ) -> None:
-    """The README's steps for the exercise's images: services already up, queue pre-loaded."""
-    pipeline.queue.send(sample_lines)
-    up = pipeline.logins(
-        "up", "--sqs-protocol", "query", SOURCES__SQS__QUEUE_URL=sqs_proxy.via(pipeline.queue.url)
+    """README, "Running against the exercise's images": services already up, the queue
+    pre-loaded, user_logins pre-created; `up`, `run`, `up` in the query protocol."""
+    pipeline.query(EXERCISE_DDL + "; select 1")
+    columns = (
+        "select column_name, data_type from information_schema.columns"
+        " where table_schema = 'public' and table_name = 'user_logins' order by ordinal_position"
     )
-    assert f"{pipeline.queue.url.rsplit('/', 1)[1]}: running, 100 messages waiting" in up.stdout
+    exercise_columns = pipeline.query(columns)
+    pipeline.queue.send(sample_lines)
+    queue_name = pipeline.queue.url.rsplit("/", 1)[1]
+    via_proxy = {"SOURCES__SQS__QUEUE_URL": sqs_proxy.via(pipeline.queue.url)}
+
+    up = pipeline.logins("up", "--sqs-protocol", "query", **via_proxy)
+    assert f"{queue_name}: running, 100 messages waiting" in up.stdout
     assert "started" not in up.stdout
+    run = pipeline.logins("run", "--sqs-protocol", "query", **via_proxy)
+    assert "rows in user_logins  99" in run.stdout, run.stdout
+    again = pipeline.logins("up", "--sqs-protocol", "query", **via_proxy)
+    assert f"{queue_name}: running, 0 messages waiting" in again.stdout
+
+    assert pipeline.queue.counts() == {"visible": 0, "in_flight": 0}
+    assert pipeline.query("select count(*) from public.user_logins") == [(99,)]
+    assert [column for column, _ in pipeline.query(columns)] == [
+        *(column for column, _ in exercise_columns),
+        "message_id",
+        "app_version_string",
+        "sent_at",
+        "loaded_at",
+    ]
+    assert pipeline.query(columns)[: len(exercise_columns)] == exercise_columns
+    assert pipeline.query(
+        "select indexname from pg_indexes"
+        " where schemaname = 'public' and tablename = 'user_logins' order by 1"
+    ) == [("user_logins__loaded_at_idx",), ("user_logins__message_id_key",)]
     assert {kind.split(";")[0] for kind, _ in sqs_proxy.requests} == {
         "application/x-www-form-urlencoded"
     }
-    assert {"CreateQueue", "GetQueueAttributes"} <= sqs_proxy.operations("application/x-www")
     assert "nothing" in pipeline.logins("down").stdout
-    assert pipeline.queue.counts() == {"visible": 100, "in_flight": 0}

@@ -215,6 +215,8 @@ def test_every_queue_call_works_in_both_protocols(sqs_proxy: RecordingProxy, pro
             assert int(message["Attributes"]["SentTimestamp"]) > 0
             assert message["Attributes"]["ApproximateReceiveCount"] == "1"
         assert queue.approximate_counts()["in_flight"] == 3
+        queue.extend([message["ReceiptHandle"] for message in received], 60)
+        assert queue.approximate_counts()["in_flight"] == 3
 
         queue.release([message["ReceiptHandle"] for message in received])
         again = _receive_all(queue, 3)

@@ -28,9 +28,9 @@ from loader import warehouse
 from loader.errors import ConfigurationError, PostgresUnavailable
 from loader.settings import SqsSettings, project_root, stack_settings
 from loader.sqs import SqsQueue
+from loader.sqs_emulator import EMULATOR_ACCOUNT_ID
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
-EMULATOR_ACCOUNT_ID = "000000000000"
 START_TIMEOUT_SECONDS = 30
 
 
@@ -202,7 +202,7 @@ def ensure_sqs(settings: SqsSettings) -> str:
 
 def _start_emulator(host: str, port: int) -> None:
     try:
-        import moto.server  # noqa: F401
+        import moto  # noqa: F401
     except ImportError as error:
         raise ConfigurationError(
             "no SQS answers and moto is not installed: `pip install -e '.[local]'`, or run "
@@ -211,7 +211,7 @@ def _start_emulator(host: str, port: int) -> None:
     state_dir().mkdir(parents=True, exist_ok=True)
     log = (state_dir() / "sqs-emulator.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        [sys.executable, "-m", "loader.sqs_emulator", "--host", host, "--port", str(port)],
         env={**os.environ, "MOTO_ACCOUNT_ID": EMULATOR_ACCOUNT_ID},
         stdout=log,
         stderr=log,
@@ -246,7 +246,7 @@ def _is_emulator(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"moto.server" in cmdline
+    return b"loader.sqs_emulator" in cmdline
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Real services for the tests: the machine's Postgres, and moto's SQS server over HTTP.
+"""Real services for the tests: the machine's Postgres, and an SQS emulator over HTTP.
 
 Every test gets its own database and its own queue, so nothing touches a developer's data.
 The loader and dbt run as the user runs them: the `logins` command in a subprocess.
@@ -60,11 +60,11 @@ def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="session")
 def sqs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's SQS server, as a separate process spoken to over HTTP."""
+    """moto's SQS server (serialized: loader/sqs_emulator.py), a process spoken to over HTTP."""
     port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "loader.sqs_emulator", "--port", str(port)],
         env={**os.environ, "MOTO_ACCOUNT_ID": "000000000000"},
         stdout=log,
         stderr=log,

@@ -25,10 +25,7 @@ from tests.conftest import (
 )
 from tests.expected import USER_LOGINS_COLUMNS, expected_row, valid_records
 
-# One receiver: moto's server is not thread-safe and, with concurrent receives, sometimes hands
-# one message to two of them (seen here: 102 receipts for 100 messages), which a short
-# visibility timeout turns into a message left behind. Concurrency is tested on its own below.
-SHORT_VISIBILITY = {"SOURCES__SQS__VISIBILITY_TIMEOUT_SECONDS": "2", "LOADER__RECEIVERS": "1"}
+SHORT_VISIBILITY = {"SOURCES__SQS__VISIBILITY_TIMEOUT_SECONDS": "2"}
 
 
 def wait_until_visible(queue: Queue, total: int, timeout: float = 30) -> None:
@@ -130,7 +127,6 @@ def test_postgres_down_during_a_load(
         _, rest = loader.communicate(timeout=120)
         assert loader.returncode == 5, rest
         assert "retry 1/2" in rest
-        # (moto sometimes hands one message to two receivers, so the count may be 101)
         assert re.search(r"could not load 10\d messages into Postgres after 3 attempts", rest)
         assert "none was deleted from SQS" in rest
         # released at once, not after the visibility timeout: the next run can take them
@@ -268,7 +264,7 @@ def test_sqs_going_away_mid_load(
     """The emulator is killed while the loader drains it: a clear error, no hang."""
     port = free_port()
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "loader.sqs_emulator", "--port", str(port)],
         env={**pipeline.env, "MOTO_ACCOUNT_ID": "000000000000"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

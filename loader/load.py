@@ -37,6 +37,10 @@ dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
 # Once loaded, the package's data files (message bodies: plaintext PII) leave the disk.
 dlt.config["load.delete_completed_jobs"] = True
 
+# Load files are written and COPYed at once, on one host: gzip would cost more CPU than all
+# the rest of the load (the benchmark's profile, README "Performance").
+dlt.config["data_writer.disable_compression"] = True
+
 FILE_FORMAT = "csv"  # dlt's Postgres COPY path
 
 _Say = Callable[[str], None]
@@ -59,7 +63,8 @@ def make_pipeline(
 ) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name=name or settings.pipeline_name,
-        destination=dlt.destinations.postgres(credentials=credentials),
+        # No UNIQUE index on _dlt_id (random ids): it would only slow every COPY.
+        destination=dlt.destinations.postgres(credentials=credentials, create_indexes=False),
         dataset_name=settings.dataset_name,
         pipelines_dir=settings.pipelines_dir,
     )

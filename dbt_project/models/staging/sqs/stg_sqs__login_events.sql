@@ -5,6 +5,8 @@
     A table, built incrementally: each body is parsed once, when its load is new, and the
     marts and tests read the parsed rows (as a view it was parsed again by each of them: at
     1M rows that was most of a build). A redelivery replaces the row of its message.
+    Unlogged (no WAL): it is derived from raw alone, and if a crash empties it the next build
+    fills it again from raw, while the marts skip what they hold.
     Written so the incremental filter reaches the raw table's indexes: no window function or
     DISTINCT (they would stop predicate push-down), CTEs used twice are NOT MATERIALIZED, and
     the body is parsed once per row in a lateral call. -#}
@@ -15,6 +17,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
         post_hook="{{ ensure_output_indexes() }}",
+        unlogged=true,
     )
 }}
 

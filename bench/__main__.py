@@ -89,6 +89,7 @@ class Bench:
             "AWS_SECRET_ACCESS_KEY": "test",
             "LOADER__PIPELINES_DIR": str(work / "dlt"),
             "LOADER__RECEIVERS": str(args.receivers),
+            "LOADER__CHUNK_SIZE": str(args.chunk_size),
             # a key for this run only: the database is dropped at the end
             "PII__HMAC_KEY": secrets.token_hex(32),
             "STACK__STATE_DIR": str(work / "stack"),
@@ -263,7 +264,7 @@ def measure(bench: Bench, args: argparse.Namespace, stamp: datetime) -> dict[str
             "count": n,
             "repeat": args.repeat,
             "receivers": args.receivers,
-            "chunk_size": int(os.environ.get("LOADER__CHUNK_SIZE", LoaderSettings().chunk_size)),
+            "chunk_size": args.chunk_size,
             "incremental": args.incremental,
         },
         "drain": [s.as_dict() for s in drains],
@@ -382,6 +383,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=int(os.environ.get("LOADER__RECEIVERS", LoaderSettings().receivers)),
         help="threads for the drain and the loader (default: the loader's)",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=int(os.environ.get("LOADER__CHUNK_SIZE", LoaderSettings().chunk_size)),
+        help="messages per dlt load (default: the loader's)",
     )
     parser.add_argument(
         "--incremental", type=int, default=10_000, help="messages before an incremental build"

@@ -76,13 +76,14 @@ parsed as (
         derived.ip
     from latest_deliveries
     cross join lateral {{ parsing_function('try_parse_jsonb') }}(latest_deliveries.body) as body_json (doc)
-    cross join lateral (
-        -- offset 0 keeps this subquery whole, so each regex runs once a row; inlined, Postgres
-        -- would run it again wherever a column below uses it
+    -- computed once a row: Postgres keeps a subquery with a limit whole, while plain columns
+    -- (or a VALUES row) would be inlined and each regex run again wherever a column below
+    -- uses it. A CTE cannot do this per row, hence the subquery.
+    cross join lateral (  -- noqa: ST05
         select
             {{ app_version_parts("body_json.doc ->> 'app_version'") }} as app_version_parts,
             {{ canonical_ip("body_json.doc ->> 'ip'") }} as ip
-        offset 0
+        limit 1
     ) as derived
 ),
 

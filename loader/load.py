@@ -63,8 +63,7 @@ def make_pipeline(
 ) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name=name or settings.pipeline_name,
-        # No UNIQUE index on _dlt_id (random ids): it would only slow every COPY.
-        destination=dlt.destinations.postgres(credentials=credentials, create_indexes=False),
+        destination=dlt.destinations.postgres(credentials=credentials),
         dataset_name=settings.dataset_name,
         pipelines_dir=settings.pipelines_dir,
     )

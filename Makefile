@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export RUNTIME__DLTHUB_TELEMETRY ?= false
 export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
 
-.PHONY: install demo test lint up down clean
+.PHONY: install demo test lint bench up down clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (set PYTHON=...)"'
@@ -29,6 +29,11 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint dbt_project
+
+# The performance benchmark (README, Performance): native LocalStack (needs Python 3.13) and a
+# fresh Postgres database; BENCH_ARGS="--million" adds the 1M-message run.
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 up: install
 	$(BIN)/logins up

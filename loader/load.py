@@ -37,6 +37,10 @@ dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
 # Once loaded, the package's data files (message bodies: plaintext PII) leave the disk.
 dlt.config["load.delete_completed_jobs"] = True
 
+# Load files are written and COPYed at once, on one host: gzip would cost more CPU than all
+# the rest of the load (the benchmark's profile, README "Performance").
+dlt.config["data_writer.disable_compression"] = True
+
 FILE_FORMAT = "csv"  # dlt's Postgres COPY path
 
 _Say = Callable[[str], None]
@@ -125,6 +129,9 @@ def _drain(
                 crash_point("committed")
                 handles = [m["ReceiptHandle"] for batch in chunk for m in batch.messages]
                 deletes.extend(deleter.submit(_delete, sqs, part) for part in chunked(handles))
+                # count finished deletes as we go: a future per 10 messages, kept to the end,
+                # made memory grow with the queue
+                deletes = [f for f in deletes if not _counted_if_done(f, stats)]
                 keeper.drop(chunk)
                 rate = stats.landed / max(time.monotonic() - started, 1e-9)
                 say(
@@ -133,11 +140,7 @@ def _drain(
                 )
     finally:
         for future in deletes:
-            try:
-                stats.delete_failed += future.result()
-            except SqsUnavailable as error:
-                stats.delete_errors.append(str(error))
-                stats.delete_failed += 10
+            _counted_if_done(future, stats, wait=True)
         deleter.shutdown()
         stats.deleted = stats.landed - stats.delete_failed
         stats.seconds = time.monotonic() - started
@@ -151,6 +154,18 @@ def _drain(
             f"them{detail}; they will be delivered again and kept once in staging"
         )
     return stats
+
+
+def _counted_if_done(future: Future[int], stats: LoadStats, wait: bool = False) -> bool:
+    """Add a finished delete's outcome to `stats`; False if it is still running."""
+    if not (wait or future.done()):
+        return False
+    try:
+        stats.delete_failed += future.result()
+    except SqsUnavailable as error:
+        stats.delete_errors.append(str(error))
+        stats.delete_failed += 10
+    return True
 
 
 def _delete(sqs: SqsQueue, handles: list[str]) -> int:

@@ -7,10 +7,14 @@
     and get one code; the exact string is kept beside it. Minor and patch must be 0-99 and
     major 0-9999, or codes could collide or overflow: such versions are rejected.
 
-    app_version_parts(value) is the match (null when the value is not such a version);
-    app_version_code(parts) encodes it. -#}
+    app_version_parts(value) is its components as text[] (null when the value is not such a
+    version); app_version_code(parts) encodes them. The shape is checked with `~` and split
+    with string_to_array: regexp_match with capture groups costs about 20 times more. -#}
 {% macro app_version_parts(value) -%}
-    regexp_match({{ value }}, '^([0-9]{1,4})\.([0-9]{1,2})(?:\.([0-9]{1,2}))?$')
+    case
+        when {{ value }} ~ '^[0-9]{1,4}\.[0-9]{1,2}(\.[0-9]{1,2})?$'
+            then string_to_array({{ value }}, '.')
+    end
 {%- endmacro %}
 
 {% macro app_version_code(parts) -%}

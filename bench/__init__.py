@@ -1,0 +1,1 @@
+"""Benchmark: the pipeline against the queue's own limit (see README, Performance)."""

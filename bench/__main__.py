@@ -1,0 +1,415 @@
+"""`python -m bench` (or `make bench`): the pipeline against the queue's own limit.
+
+In one run, on one native LocalStack and one fresh Postgres database:
+1. a bare boto3 drain of N messages (receive 10 + delete-batch) at the loader's concurrency;
+2. `logins load` of N messages: wall time, CPU per message, and their ratios to the drain's;
+3. `dbt build` over everything landed, then incremental builds after 10k more messages;
+4. the loader's peak RSS at N (and at 1M with --million).
+Drain and load alternate, each `--repeat` times, so both see the same machine load.
+Prints a table and writes bench/results/<time>.json (and latest.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg2
+
+from bench import localstack
+from bench.measure import Sample, StepFailed, run_measured, spread
+from loader import seed, synthetic
+from loader.settings import LoaderSettings, SqsSettings
+from loader.sqs import SqsQueue
+
+REPO = Path(__file__).resolve().parents[1]
+HOME = REPO / ".local" / "bench"
+RESULTS = REPO / "bench" / "results"
+BIN = Path(sys.executable).parent
+QUEUE = "login-queue"
+
+TARGETS = {
+    "wall_ratio": 1.10,
+    "cpu_ratio": 1.15,
+    "dbt_full_1m_seconds": 30.0,
+    "dbt_incremental_seconds": 5.0,
+    "peak_rss_mb": 250.0,
+    "rss_growth": 0.10,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    """One benchmark run: its queue, database, environment and measurements."""
+
+    def __init__(self, args: argparse.Namespace, port: int, database: str, work: Path) -> None:
+        self.args = args
+        self.database = database
+        self.work = work
+        self.queue_url = f"http://localhost:{port}/000000000000/{QUEUE}"
+        self.pg = {
+            "host": os.environ.get("PGHOST", "127.0.0.1"),
+            "port": os.environ.get("PGPORT", "5432"),
+            "user": os.environ.get("PGUSER", "postgres"),
+            "password": os.environ.get("PGPASSWORD", "postgres"),
+        }
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PG", "AWS_", "SOURCES__", "LOADER__", "DESTINATION__", "DBT_"))
+        }
+        self.env = {
+            **inherited,
+            "PGHOST": self.pg["host"],
+            "PGPORT": self.pg["port"],
+            "PGUSER": self.pg["user"],
+            "PGPASSWORD": self.pg["password"],
+            "PGDATABASE": database,
+            "SOURCES__SQS__QUEUE_URL": self.queue_url,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "LOADER__PIPELINES_DIR": str(work / "dlt"),
+            "LOADER__RECEIVERS": str(args.receivers),
+            "LOADER__CHUNK_SIZE": str(args.chunk_size),
+            # a key for this run only: the database is dropped at the end
+            "PII__HMAC_KEY": secrets.token_hex(32),
+            "STACK__STATE_DIR": str(work / "stack"),
+            "DBT_TARGET_PATH": str(work / "target"),
+            "DBT_LOG_PATH": str(work / "logs"),
+            "RUNTIME__DLTHUB_TELEMETRY": "false",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+        self.steps = 0
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def create_queue(self) -> None:
+        client = boto3.client(
+            "sqs",
+            endpoint_url=self.queue_url.split("/000000000000")[0],
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        client.create_queue(QueueName=QUEUE)
+
+    def seed(self, count: int) -> None:
+        started = time.monotonic()
+        queue = SqsQueue(SqsSettings(queue_url=self.queue_url), max_connections=20)
+        stats = seed.send_all(
+            queue, synthetic.bodies(count, seed=self.steps), threads=8, progress=False
+        )
+        if stats.sent != count:
+            raise StepFailed(f"seeding sent {stats.sent:,} of {count:,} messages")
+        took = time.monotonic() - started
+        say(f"seeded {count:,} messages in {took:.1f} s ({count / took:,.0f} msg/s)")
+
+    def waiting(self) -> int:
+        queue = SqsQueue(SqsSettings(queue_url=self.queue_url))
+        counts = queue.approximate_counts()
+        return counts["visible"] + counts["in_flight"]
+
+    # -- measured steps -----------------------------------------------------------------------
+
+    def _run(self, name: str, command: list[str], messages: int = 0) -> tuple[Sample, str]:
+        self.steps += 1
+        log = self.work / f"{self.steps:02d}-{name}.log"
+        sample, out = run_measured(command, self.env, log, messages, cwd=REPO)
+        say(
+            f"{name}: {sample.wall:.1f} s wall, {sample.cpu:.1f} s CPU"
+            + (f" ({sample.cpu_us_per_message:.0f} us/msg)" if messages else "")
+            + f", peak RSS {sample.peak_rss_mb:.0f} MB, load avg {sample.load_average:.2f}"
+        )
+        return sample, out
+
+    def logins(self, *args: str) -> None:
+        self._run(f"logins-{args[0]}", [str(BIN / "logins"), *args])
+
+    def drain(self, count: int) -> Sample:
+        self.seed(count)
+        sample, out = self._run(
+            "drain",
+            [
+                sys.executable,
+                "-m",
+                "bench.drain",
+                "--queue-url",
+                self.queue_url,
+                "--count",
+                str(count),
+                "--threads",
+                str(self.args.receivers),
+            ],
+            count,
+        )
+        drained = json.loads(out)["received"]
+        if drained != count or self.waiting():
+            raise StepFailed(f"the bare drain received {drained:,} of {count:,} messages")
+        return sample
+
+    def load(self, count: int) -> Sample:
+        self.seed(count)
+        sample, out = self._run(
+            "load", [str(BIN / "logins"), "load", "--max-messages", str(count)], count
+        )
+        if not out.startswith(f"received {count:,}, landed {count:,}, deleted {count:,}"):
+            raise StepFailed(f"logins load did not land and delete all {count:,}: {out.strip()}")
+        if self.waiting():
+            raise StepFailed("messages are left in the queue after logins load")
+        return sample
+
+    def dbt_build(self, *extra: str) -> Sample:
+        project = ["--project-dir", str(REPO), "--profiles-dir", str(REPO)]
+        sample, _ = self._run("dbt-build", [str(BIN / "dbt"), "build", *extra, *project])
+        return sample
+
+    def query(self, sql: str) -> Any:
+        conn = psycopg2.connect(dbname=self.database, **self.pg)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetchone()[0]
+        finally:
+            conn.close()
+
+    def raw_rows(self) -> int:
+        return int(self.query("select count(*) from raw.login_messages"))
+
+    def check_outcomes(self) -> dict[str, int]:
+        """Every landed message is in exactly one of user_logins or the rejects."""
+        landed = int(self.query("select count(distinct message_id) from raw.login_messages"))
+        logins = int(self.query("select count(*) from public.user_logins"))
+        rejects = int(self.query("select count(*) from staging.stg_sqs__login_event_rejects"))
+        if logins + rejects != landed:
+            raise StepFailed(f"{landed:,} landed but {logins:,} + {rejects:,} rejects")
+        return {"landed": landed, "user_logins": logins, "rejects": rejects}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    stamp = datetime.now(UTC)
+    work = HOME / "runs" / stamp.strftime("%Y%m%dT%H%M%S")
+    work.mkdir(parents=True)
+    port = args.port or free_port()
+    database = f"bench_{stamp:%Y%m%d%H%M%S}_{uuid.uuid4().hex[:6]}"
+    admin_params = {
+        "host": os.environ.get("PGHOST", "127.0.0.1"),
+        "port": os.environ.get("PGPORT", "5432"),
+        "user": os.environ.get("PGUSER", "postgres"),
+        "password": os.environ.get("PGPASSWORD", "postgres"),
+        "dbname": "postgres",
+    }
+    admin = psycopg2.connect(**admin_params)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'create database "{database}"')
+    say(f"database {database}, LocalStack on 127.0.0.1:{port}, work folder {work}")
+    try:
+        with localstack.running(HOME, port):
+            bench = Bench(args, port, database, work)
+            bench.create_queue()
+            return measure(bench, args, stamp)
+    finally:
+        if not args.keep_database:
+            with admin.cursor() as cursor:
+                cursor.execute(f'drop database if exists "{database}" with (force)')
+        admin.close()
+
+
+def measure(bench: Bench, args: argparse.Namespace, stamp: datetime) -> dict[str, Any]:
+    n = args.count
+    bench.logins("db", "init")
+    drains: list[Sample] = []
+    loads: list[Sample] = []
+    for round_ in range(args.repeat):
+        say(f"round {round_ + 1} of {args.repeat}: bare drain, then logins load, of {n:,}")
+        drains.append(bench.drain(n))
+        loads.append(bench.load(n))
+    million: Sample | None = None
+    if args.million:
+        say("1M messages through logins load (peak RSS)")
+        million = bench.load(1_000_000)
+
+    full_rows = bench.raw_rows()
+    full = [bench.dbt_build()]
+    full += [bench.dbt_build("--full-refresh") for _ in range(args.repeat - 1)]
+    incremental = []
+    for _ in range(args.repeat):
+        bench.load(args.incremental)
+        incremental.append(bench.dbt_build())
+    outcomes = bench.check_outcomes()
+
+    result: dict[str, Any] = {
+        "date": stamp.isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "load_average_after": os.getloadavg()},
+        "settings": {
+            "count": n,
+            "repeat": args.repeat,
+            "receivers": args.receivers,
+            "chunk_size": args.chunk_size,
+            "incremental": args.incremental,
+        },
+        "drain": [s.as_dict() for s in drains],
+        "load": [s.as_dict() for s in loads],
+        "ratios": {
+            "wall": spread([ld.wall / dr.wall for dr, ld in zip(drains, loads, strict=True)]),
+            "cpu": spread([ld.cpu / dr.cpu for dr, ld in zip(drains, loads, strict=True)]),
+        },
+        "dbt": {
+            "full_raw_rows": full_rows,
+            "full": [s.wall for s in full],
+            "incremental_rows": args.incremental,
+            "incremental": [s.wall for s in incremental],
+        },
+        "peak_rss_mb": {"n": [s.peak_rss_mb for s in loads]},
+        "outcomes": outcomes,
+    }
+    if million:
+        result["load_1m"] = million.as_dict()
+        result["peak_rss_mb"]["1m"] = million.peak_rss_mb
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    """The figures, one line each, with the target where the issue sets one."""
+
+    def ranged(values: list[float], fmt: str) -> str:
+        s = spread(values)
+        text = format(s["median"], fmt)
+        if len(values) > 1:
+            text += f" ({format(s['min'], fmt)}-{format(s['max'], fmt)})"
+        return text
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    settings, drains, loads = result["settings"], result["drain"], result["load"]
+    n = settings["count"]
+    lines = [
+        f"benchmark {result['date']}: N={n:,}, {settings['receivers']} receivers, "
+        f"chunk {settings['chunk_size']:,}, {settings['repeat']} rounds; median (min-max)",
+        "",
+        f"{'measurement':<40} {'value':<34} target",
+    ]
+
+    def row(what: str, value: str, target: str = "") -> None:
+        lines.append(f"{what:<40} {value:<34} {target}".rstrip())
+
+    for name, samples in (("bare drain", drains), ("logins load", loads)):
+        row(
+            f"{name}: wall s ({n:,} msg)",
+            ranged([s["wall"] for s in samples], ".1f")
+            + f"  {n / spread([s['wall'] for s in samples])['median']:,.0f} msg/s",
+        )
+        row(f"{name}: CPU us/message", ranged([s["cpu_us_per_message"] for s in samples], ".0f"))
+    wall, cpu = result["ratios"]["wall"], result["ratios"]["cpu"]
+    row(
+        "load / drain: wall",
+        f"{wall['median']:.3f}x ({wall['min']:.3f}-{wall['max']:.3f})",
+        f"<= {TARGETS['wall_ratio']}x {verdict(wall['median'] <= TARGETS['wall_ratio'])}",
+    )
+    row(
+        "load / drain: CPU",
+        f"{cpu['median']:.3f}x ({cpu['min']:.3f}-{cpu['max']:.3f})",
+        f"<= {TARGETS['cpu_ratio']}x {verdict(cpu['median'] <= TARGETS['cpu_ratio'])}",
+    )
+    dbt = result["dbt"]
+    at_1m = dbt["full_raw_rows"] >= 1_000_000
+    full_ok = at_1m and max(dbt["full"]) <= TARGETS["dbt_full_1m_seconds"]
+    row(
+        f"dbt build, full ({dbt['full_raw_rows']:,} raw rows)",
+        ranged(dbt["full"], ".1f") + " s",
+        f"<= {TARGETS['dbt_full_1m_seconds']:.0f} s at 1M "
+        + (verdict(full_ok) if at_1m else "(run with --million)"),
+    )
+    incremental_ok = max(dbt["incremental"]) <= TARGETS["dbt_incremental_seconds"]
+    row(
+        f"dbt build, incremental (+{dbt['incremental_rows']:,})",
+        ranged(dbt["incremental"], ".1f") + " s",
+        f"<= {TARGETS['dbt_incremental_seconds']:.0f} s {verdict(incremental_ok)}"
+        + ("" if at_1m else " (on 1M: --million)"),
+    )
+    rss = result["peak_rss_mb"]
+    row(
+        f"loader peak RSS MB at {n:,}",
+        ranged(rss["n"], ".0f"),
+        f"<= {TARGETS['peak_rss_mb']:.0f} {verdict(max(rss['n']) <= TARGETS['peak_rss_mb'])}",
+    )
+    if "1m" in rss:
+        growth = rss["1m"] / max(rss["n"]) - 1
+        row(
+            "loader peak RSS MB at 1,000,000",
+            f"{rss['1m']:.0f} ({growth:+.1%} vs {n:,})",
+            f"<= {TARGETS['peak_rss_mb']:.0f}, within 10% "
+            + verdict(rss["1m"] <= TARGETS["peak_rss_mb"] and growth <= TARGETS["rss_growth"]),
+        )
+        m = result["load_1m"]
+        row("logins load 1M: wall s, CPU us/msg", f"{m['wall']:.0f}, {m['cpu_us_per_message']:.0f}")
+    out = result["outcomes"]
+    lines += [
+        "",
+        f"outcomes: {out['landed']:,} landed = {out['user_logins']:,} user_logins + "
+        f"{out['rejects']:,} rejects; queue empty",
+        "machine load (1-min average, 2 cores) at each step: "
+        + ", ".join(f"{s['load_average']:.1f}" for s in drains + loads),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000, help="messages per drain/load")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds of each measurement (2)")
+    parser.add_argument(
+        "--receivers",
+        type=int,
+        default=int(os.environ.get("LOADER__RECEIVERS", LoaderSettings().receivers)),
+        help="threads for the drain and the loader (default: the loader's)",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=int(os.environ.get("LOADER__CHUNK_SIZE", LoaderSettings().chunk_size)),
+        help="messages per dlt load (default: the loader's)",
+    )
+    parser.add_argument(
+        "--incremental", type=int, default=10_000, help="messages before an incremental build"
+    )
+    parser.add_argument("--million", action="store_true", help="also load 1M (peak RSS, dbt)")
+    parser.add_argument("--port", type=int, default=0, help="LocalStack port (default: free)")
+    parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
+    args = parser.parse_args(argv)
+    try:
+        result = run(args)
+    except (localstack.BenchSetupError, StepFailed) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table = render(result)
+    print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({**result, "table": table}, indent=2)
+    (RESULTS / f"{result['date'].replace(':', '')}.json").write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

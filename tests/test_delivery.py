@@ -178,7 +178,10 @@ def test_a_slow_load_keeps_its_messages_hidden(pipeline: Pipeline, sample_lines:
     )
     stolen = 0
     try:
-        time.sleep(2)
+        deadline = time.monotonic() + 60
+        while pipeline.queue.counts()["in_flight"] < 20:  # the loader holds all 20
+            assert time.monotonic() < deadline, pipeline.queue.counts()
+            time.sleep(0.2)
         deadline = time.monotonic() + 15  # well past the visibility timeout
         while time.monotonic() < deadline:
             stolen += len(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loader.errors import PipelineError
+from loader.pii_cli import add_commands as add_pii_commands
 
 if TYPE_CHECKING:
     from loader.settings import SqsSettings
@@ -145,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="when no key is installed or configured, generate one into PII__HMAC_KEY_FILE",
     )
     init.set_defaults(handler=_db_init)
+
+    add_pii_commands(commands)
 
     seed = commands.add_parser("seed", help="send messages to the queue")
     seed.add_argument("--count", type=_positive, default=1000, help="synthetic messages (1000)")

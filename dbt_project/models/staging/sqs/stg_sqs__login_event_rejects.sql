@@ -1,11 +1,12 @@
 {#- Messages that are not a valid login, each with the reason, kept with the body exactly as
     received so they can be fixed and replayed. Incremental, so a reject is kept even after
-    the raw body is purged. Not readable by analysts (bodies can hold PII). -#}
+    the raw body is purged (so never fully refreshed). Not readable by analysts (bodies can hold PII). -#}
 {{
     config(
         materialized='incremental',
         unique_key='message_id',
         on_schema_change='append_new_columns',
+        full_refresh=false,
         post_hook="{{ ensure_output_indexes() }}",
     )
 }}

@@ -99,6 +99,13 @@ def _run(args: argparse.Namespace) -> None:
     build_seconds = time.monotonic() - started
     after = summary.outcomes(credentials)
     print(summary.render(stats, before, after, load_seconds, build_seconds))
+    retention = pii_settings().purge_raw_older_than
+    if retention:
+        from loader import pii
+        from loader.pii_cli import schemas
+
+        erased = pii.purge_raw(credentials, schemas(), retention)
+        print(f"  raw bodies erased    {erased}  (processed, older than {retention})")
 
 
 def _sqs_settings(args: argparse.Namespace) -> SqsSettings:

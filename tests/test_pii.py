@@ -67,7 +67,9 @@ def test_every_masked_value_recovers_to_its_original(
     assert in_marts == set(expected)
     # each distinct value is encrypted once, and the vault holds no plaintext
     assert pipeline.query("select count(*) from pii.vault") == [(len(expected),)]
-    ciphertexts = b"".join(bytes(ct) for (ct,) in pipeline.query("select ciphertext from pii.vault"))
+    ciphertexts = b"".join(
+        bytes(ct) for (ct,) in pipeline.query("select ciphertext from pii.vault")
+    )
     assert not [value for value in expected.values() if value.encode() in ciphertexts]
 
     recovered, missing = pii.recover_masks(
@@ -80,15 +82,26 @@ def test_every_masked_value_recovers_to_its_original(
     first = valid_records(sample_lines)[0]
     ip = canonical_ip(first["ip"])
     by_mask = pipeline.logins(
-        "pii", "recover", "--masked-ip", mask("ip", ip), "--private-key", str(sealed),
+        "pii",
+        "recover",
+        "--masked-ip",
+        mask("ip", ip),
+        "--private-key",
+        str(sealed),
         PII__RECOVERY_PASSPHRASE=PASSPHRASE,
     )
     assert by_mask.stdout.split() == ["ip", mask("ip", ip), ip]
     by_user = pipeline.logins(
-        "pii", "recover", "--user-id", first["user_id"], "--private-key", str(sealed),
+        "pii",
+        "recover",
+        "--user-id",
+        first["user_id"],
+        "--private-key",
+        str(sealed),
         PII__RECOVERY_PASSPHRASE=PASSPHRASE,
     )
-    assert ip in by_user.stdout.split() and first["device_id"] in by_user.stdout.split()
+    assert ip in by_user.stdout.split()
+    assert first["device_id"] in by_user.stdout.split()
     audit = pipeline.query("select action, actor, request, value_count from pii.audit_log")
     assert ("recover", PG["user"], f"ip={mask('ip', ip)}", 1) in audit
     assert ("recover", PG["user"], f"user_id={first['user_id']}", 2) in audit
@@ -113,10 +126,17 @@ def test_recovery_fails_without_the_right_key_or_passphrase(
 
     # no key at all: the command refuses before touching the database
     no_key = pipeline.logins(
-        "pii", "recover", "--masked-ip", pairs[0][1], "--private-key", str(tmp_path / "none.asc"),
-        check=False, PII__RECOVERY_PASSPHRASE=PASSPHRASE,
+        "pii",
+        "recover",
+        "--masked-ip",
+        pairs[0][1],
+        "--private-key",
+        str(tmp_path / "none.asc"),
+        check=False,
+        PII__RECOVERY_PASSPHRASE=PASSPHRASE,
     )
-    assert no_key.returncode == 2 and "cannot read the recovery private key" in no_key.stderr
+    assert no_key.returncode == 2
+    assert "cannot read the recovery private key" in no_key.stderr
 
     # the audit log is append-only, even for its owner
     with pytest.raises(Exception, match="append-only"):
@@ -151,7 +171,8 @@ def test_forget_leaves_nothing_recoverable_and_spares_others(
     gone, sharer = records[0], records[1]
     gone_ip = canonical_ip(gone["ip"])
     assert len([r for r in records if r["user_id"] == gone["user_id"]]) == 1
-    assert _holding(pipeline, gone_ip) and _holding(pipeline, gone["device_id"])
+    assert _holding(pipeline, gone_ip)
+    assert _holding(pipeline, gone["device_id"])
     # a later login of the same user is landed but not yet built when they ask to be forgotten,
     # and another user shares a device with `sharer`
     twin = {**sharer, "user_id": "00000000-0000-4000-8000-00000000beef", "ip": "192.0.2.77"}
@@ -170,10 +191,17 @@ def test_forget_leaves_nothing_recoverable_and_spares_others(
         "select count(*) from pii.vault where (kind, mask) in (%s, %s)", tuple(gone_masks)
     ) == [(0,)]
     refused = pipeline.logins(
-        "pii", "recover", "--user-id", gone["user_id"], "--private-key", str(sealed),
-        check=False, PII__RECOVERY_PASSPHRASE=PASSPHRASE,
+        "pii",
+        "recover",
+        "--user-id",
+        gone["user_id"],
+        "--private-key",
+        str(sealed),
+        check=False,
+        PII__RECOVERY_PASSPHRASE=PASSPHRASE,
     )
-    assert refused.returncode != 0 and gone_ip not in refused.stdout
+    assert refused.returncode != 0
+    assert gone_ip not in refused.stdout
     # the analytics row stays, with its masks
     assert pipeline.query(
         "select masked_ip, masked_device_id from public.user_logins where user_id = %s",
@@ -218,7 +246,8 @@ def test_purge_raw_keeps_every_outcome(pipeline: Pipeline, sample_lines: list[st
     kept = pipeline.logins("pii", "purge-raw", "--older-than", "1 day")
     assert "erased 0 " in kept.stdout
     bad = pipeline.logins("pii", "purge-raw", "--older-than", "soon", check=False)
-    assert bad.returncode == 2 and "not a Postgres interval" in bad.stderr
+    assert bad.returncode == 2
+    assert "not a Postgres interval" in bad.stderr
 
     # the next run purges what is processed (all 100), after its build
     pipeline.queue.send(sample_lines[50:])
@@ -237,8 +266,12 @@ def test_purge_raw_keeps_every_outcome(pipeline: Pipeline, sample_lines: list[st
     pipeline.logins("run")
     dbt = Path(sys.executable).with_name("dbt")
     rebuilt = subprocess.run(
-        [str(dbt), "build", "--full-refresh"], cwd=REPO, env=pipeline.env,
-        capture_output=True, text=True, check=False,
+        [str(dbt), "build", "--full-refresh"],
+        cwd=REPO,
+        env=pipeline.env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]
     assert pipeline.query(outcomes) == [(99, 1)]

@@ -6,6 +6,8 @@ pii.audit), so every use leaves a row in pii.audit_log that its caller cannot de
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -242,6 +244,80 @@ def purge_raw(credentials: PostgresCredentials, schemas: Schemas, older_than: st
         erased = cursor.rowcount
         audit(conn, "purge_raw", f"older_than={older_than}", erased)
     return erased
+
+
+@dataclass
+class Remasked:
+    key_version: int
+    values: int = 0
+    rows: int = 0
+    rows_left: int = 0  # a value with no encrypted original (erased) cannot be re-masked
+
+
+def remask(
+    credentials: PostgresCredentials, schemas: Schemas, private_key: Path, passphrase: str
+) -> Remasked:
+    """Re-mask rows of older key versions with the current key, so duplicates match again.
+
+    The originals come from the vault (an audited recovery, decrypted here) and go back to the
+    database by COPY, so no value is ever in a statement's text; the new masks are made there
+    by pii.mask() and sealed in the vault like any new value.
+    """
+    stale_rows = sql.SQL("coalesce(mask_key_version, 1) < %(version)s")
+    with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
+        cursor.execute("select pii.mask_key_version()")
+        result = Remasked(key_version=int(cursor.fetchone()[0]))
+        cursor.execute(
+            sql.SQL(
+                "select 'ip', masked_ip from {logins} where {stale}"
+                " union select 'device_id', masked_device_id from {logins} where {stale}"
+            ).format(logins=schemas.user_logins, stale=stale_rows),
+            {"version": result.key_version},
+        )
+        pairs = cursor.fetchall()
+    recovered, _ = recover_masks(
+        credentials, private_key, passphrase, f"remask to key version {result.key_version}", pairs
+    )
+    result.values = len(recovered)
+    rows = io.StringIO()
+    csv.writer(rows).writerows((r.kind, r.mask, r.value) for r in recovered)
+    rows.seek(0)
+    new_mask = sql.SQL(
+        "(select r.new_mask from remask_values as r where r.kind = {kind} and r.old_mask = {col})"
+    )
+    with transaction(credentials) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "create temp table remask_values (kind text, old_mask text, value text)"
+            " on commit drop"
+        )
+        cursor.copy_expert("copy remask_values from stdin with (format csv)", rows)
+        cursor.execute("alter table remask_values add column new_mask text")
+        cursor.execute("update remask_values set new_mask = pii.mask(kind, value)")
+        cursor.execute(
+            "insert into pii.vault (kind, mask, recovery_key_id, ciphertext)"
+            " select r.kind, r.new_mask, k.recovery_key_id, pii.seal(r.value, k.public_key)"
+            " from remask_values as r inner join pii.recovery_keys as k on k.is_current"
+            " on conflict (kind, mask) do nothing"
+        )
+        ip = new_mask.format(kind=sql.Literal("ip"), col=sql.Identifier("masked_ip"))
+        device = new_mask.format(
+            kind=sql.Literal("device_id"), col=sql.Identifier("masked_device_id")
+        )
+        cursor.execute(
+            sql.SQL(
+                "update {logins} set masked_ip = {ip}, masked_device_id = {device},"
+                " mask_key_version = %(version)s"
+                " where {stale} and {ip} is not null and {device} is not null"
+            ).format(logins=schemas.user_logins, ip=ip, device=device, stale=stale_rows),
+            {"version": result.key_version},
+        )
+        result.rows = cursor.rowcount
+        cursor.execute(
+            sql.SQL("select count(*) from {} where {}").format(schemas.user_logins, stale_rows),
+            {"version": result.key_version},
+        )
+        result.rows_left = int(cursor.fetchone()[0])
+    return result
 
 
 def rotate(credentials: PostgresCredentials) -> int:

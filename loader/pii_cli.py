@@ -112,6 +112,19 @@ def _rotate(args: argparse.Namespace) -> None:
     print(f"HMAC key version {version} is now current; new masks carry mask_key_version {version}")
 
 
+def _remask(args: argparse.Namespace) -> None:
+    from loader import pii
+    from loader.settings import postgres_credentials
+
+    done = pii.remask(
+        postgres_credentials(), schemas(), _private_key_path(args), _passphrase(confirm=False)
+    )
+    print(
+        f"re-masked {done.rows} rows ({done.values} values) with key version {done.key_version};"
+        f" {done.rows_left} rows keep older masks (their values were erased)"
+    )
+
+
 def _roles_apply(args: argparse.Namespace) -> None:
     from loader import roles
     from loader.settings import postgres_credentials, roles_settings
@@ -155,6 +168,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     rotate = pii_commands.add_parser("rotate", help="start a new HMAC key version")
     rotate.set_defaults(handler=_rotate)
+
+    remask = pii_commands.add_parser(
+        "remask", help="re-mask rows of older key versions with the current key (audited)"
+    )
+    remask.add_argument("--private-key", help=key_help)
+    remask.set_defaults(handler=_remask)
 
     roles = commands.add_parser("roles", help="database roles with least privilege")
     roles_commands = roles.add_subparsers(dest="roles_command", required=True, metavar="COMMAND")

@@ -28,6 +28,12 @@ def _up(args: argparse.Namespace) -> None:
     print(f"SQS {sqs.queue_url}: {how}, {waiting:,} messages waiting")
     for note in init_database(credentials, pii_settings(), generate_key=True):
         print(note)
+    from loader import roles
+    from loader.pii_cli import schemas
+    from loader.settings import roles_settings
+
+    for line in roles.apply(credentials, roles_settings(), schemas()):
+        print(line)
 
 
 def _down(args: argparse.Namespace) -> None:

@@ -111,6 +111,16 @@ class PiiSettings(BaseConfiguration):
 
 
 @configspec
+class RolesSettings(BaseConfiguration):
+    """`[roles]`: the database roles `logins roles apply` manages."""
+
+    # Roles are cluster-wide: the prefix keeps several pipelines (or test databases) on one
+    # server apart. Names are <prefix>loader, <prefix>transformer, <prefix>analyst,
+    # <prefix>pii_admin.
+    prefix: str = "logins_"
+
+
+@configspec
 class StackSettings(BaseConfiguration):
     """`[stack]`: the local stack `logins up` starts."""
 
@@ -128,6 +138,10 @@ def loader_settings() -> LoaderSettings:
 
 def pii_settings() -> PiiSettings:
     return resolve_configuration(PiiSettings(), sections=("pii",))
+
+
+def roles_settings() -> RolesSettings:
+    return resolve_configuration(RolesSettings(), sections=("roles",))
 
 
 def stack_settings() -> StackSettings:

@@ -79,6 +79,17 @@ def _pgcrypto(conn: Connection) -> str:
     return sql.Identifier(schema).as_string(conn)
 
 
+def may_manage_pii(conn: Connection) -> bool:
+    """True unless the pii schema exists and belongs to another role (an admin's setup)."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "select pg_has_role(current_user, nspowner, 'MEMBER') from pg_namespace"
+            " where nspname = 'pii'"
+        )
+        row = cursor.fetchone()
+    return row is None or bool(row[0])
+
+
 def install_masking(conn: Connection) -> None:
     """pgcrypto, the pii schema, the key table and pii.mask(); idempotent."""
     setup = resources.files("loader").joinpath("sql/pii_setup.sql").read_text()

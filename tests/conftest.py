@@ -346,3 +346,21 @@ def private_postgres(sqs_endpoint: str) -> Iterator[PrivatePostgres]:
     finally:
         subprocess.run([sys.executable, "-m", "loader.cli", "down"], env=env, check=True)
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def role_prefix(database: str) -> Iterator[str]:
+    """A role-name prefix of this test's own (roles are cluster-wide, so parallel test
+    databases must not share them); its roles are dropped afterwards."""
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    yield prefix
+    admin = connect(database)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("select rolname from pg_roles where rolname like %s", (prefix + "%",))
+            for (role,) in cursor.fetchall():
+                cursor.execute(f'reassign owned by "{role}" to current_user')
+                cursor.execute(f'drop owned by "{role}"')
+                cursor.execute(f'drop role "{role}"')
+    finally:
+        admin.close()

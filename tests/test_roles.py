@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,22 +13,6 @@ from psycopg2 import errors
 from tests.conftest import REPO, Pipeline, connect
 from tests.expected import canonical_ip, mask, valid_records
 from tests.test_pii import PASSPHRASE
-
-
-@pytest.fixture
-def prefix(database: str) -> Iterator[str]:
-    """A prefix of its own (roles are cluster-wide); the roles are dropped afterwards."""
-    prefix = f"t{uuid.uuid4().hex[:8]}_"
-    yield prefix
-    admin = connect(database)
-    with admin.cursor() as cursor:
-        cursor.execute("select rolname from pg_roles where rolname like %s", (prefix + "%",))
-        roles = [name for (name,) in cursor.fetchall()]
-        for role in roles:
-            cursor.execute(f'reassign owned by "{role}" to current_user')
-            cursor.execute(f'drop owned by "{role}"')
-            cursor.execute(f'drop role "{role}"')
-    admin.close()
 
 
 def as_role(pipeline: Pipeline, role: str) -> dict[str, str]:
@@ -53,16 +35,16 @@ def refused(database: str, role: str, statement: str) -> None:
 
 
 def test_each_role_can_do_its_job_and_nothing_more(
-    pipeline: Pipeline, prefix: str, sample_lines: list[str], tmp_path: Path
+    pipeline: Pipeline, role_prefix: str, sample_lines: list[str], tmp_path: Path
 ) -> None:
     loader, transformer, analyst, admin = (
-        f"{prefix}{name}" for name in ("loader", "transformer", "analyst", "pii_admin")
+        f"{role_prefix}{name}" for name in ("loader", "transformer", "analyst", "pii_admin")
     )
     db = pipeline.database
     pipeline.logins("db", "init")
-    applied = pipeline.logins("roles", "apply", ROLES__PREFIX=prefix)
+    applied = pipeline.logins("roles", "apply", ROLES__PREFIX=role_prefix)
     assert f"created role {analyst}" in applied.stdout
-    again = pipeline.logins("roles", "apply", ROLES__PREFIX=prefix)  # idempotent
+    again = pipeline.logins("roles", "apply", ROLES__PREFIX=role_prefix)  # idempotent
     assert "created role" not in again.stdout
     key = tmp_path / "recovery.asc"
     pipeline.logins(
@@ -157,10 +139,10 @@ def test_each_role_can_do_its_job_and_nothing_more(
     pipeline.logins("run", PGUSER=transformer)
 
 
-def test_pii_admin_cannot_rewrite_history(pipeline: Pipeline, prefix: str) -> None:
+def test_pii_admin_cannot_rewrite_history(pipeline: Pipeline, role_prefix: str) -> None:
     pipeline.logins("db", "init")
-    pipeline.logins("roles", "apply", ROLES__PREFIX=prefix)
-    admin = f"{prefix}pii_admin"
+    pipeline.logins("roles", "apply", ROLES__PREFIX=role_prefix)
+    admin = f"{role_prefix}pii_admin"
     allowed(pipeline.database, admin, "select pii.audit('test', 'request', 0)")
     refused(pipeline.database, admin, "update pii.audit_log set actor = 'someone else'")
     refused(

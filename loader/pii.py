@@ -20,7 +20,7 @@ from psycopg2.extensions import connection as Connection
 
 from loader import warehouse
 from loader.errors import ConfigurationError
-from loader.recovery_keys import Decryptor, generate, write_private_key
+from loader.recovery_keys import Decryptor, decrypt_with_data_key, generate, write_private_key
 from loader.source import RAW_TABLE
 
 KINDS = {"ip": "masked_ip", "device_id": "masked_device_id"}
@@ -119,11 +119,18 @@ def recover_masks(
     with Decryptor(private_key, passphrase) as decryptor, warehouse.connect(credentials) as conn:
         with conn.cursor() as cursor:
             cursor.execute(
-                "select value_kind, value_mask, ciphertext from pii.recover(%s, %s, %s)",
+                "select value_kind, value_mask, ciphertext, data_key_id, wrapped_key"
+                " from pii.recover(%s, %s, %s)",
                 (request, [kind for kind, _ in pairs], [mask for _, mask in pairs]),
             )
             rows = cursor.fetchall()
-        recovered = [Recovered(kind, mask, decryptor.decrypt(bytes(ct))) for kind, mask, ct in rows]
+        data_keys: dict[int, str] = {}  # one private-key operation per sealing batch
+        recovered = []
+        for kind, mask, ciphertext, data_key_id, wrapped_key in rows:
+            if data_key_id not in data_keys:
+                data_keys[data_key_id] = decryptor.decrypt(bytes(wrapped_key))
+            value = decrypt_with_data_key(data_keys[data_key_id], bytes(ciphertext))
+            recovered.append(Recovered(kind, mask, value))
     return sorted(recovered, key=lambda r: (r.kind, r.value)), len(pairs) - len(recovered)
 
 
@@ -261,7 +268,7 @@ def remask(
 
     The originals come from the vault (an audited recovery, decrypted here) and go back to the
     database by COPY, so no value is ever in a statement's text; the new masks are made there
-    by pii.mask() and sealed in the vault like any new value.
+    by pii.mask() and sealed in the vault like any new value (pii.seal_new).
     """
     stale_rows = sql.SQL("coalesce(mask_key_version, 1) < %(version)s")
     with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
@@ -287,18 +294,12 @@ def remask(
     )
     with transaction(credentials) as conn, conn.cursor() as cursor:
         cursor.execute(
-            "create temp table remask_values (kind text, old_mask text, value text)"
-            " on commit drop"
+            "create temp table remask_values (kind text, old_mask text, value text) on commit drop"
         )
         cursor.copy_expert("copy remask_values from stdin with (format csv)", rows)
         cursor.execute("alter table remask_values add column new_mask text")
         cursor.execute("update remask_values set new_mask = pii.mask(kind, value)")
-        cursor.execute(
-            "insert into pii.vault (kind, mask, recovery_key_id, ciphertext)"
-            " select r.kind, r.new_mask, k.recovery_key_id, pii.seal(r.value, k.public_key)"
-            " from remask_values as r inner join pii.recovery_keys as k on k.is_current"
-            " on conflict (kind, mask) do nothing"
-        )
+        cursor.execute("select pii.seal_new('pg_temp.remask_values')")
         ip = new_mask.format(kind=sql.Literal("ip"), col=sql.Identifier("masked_ip"))
         device = new_mask.format(
             kind=sql.Literal("device_id"), col=sql.Identifier("masked_device_id")

@@ -128,6 +128,7 @@ class Decryptor:
             self._unlocked.__exit__(*exc)
 
     def decrypt(self, ciphertext: bytes) -> str:
+        """A message encrypted to the recovery key (a data key, in the vault's envelope)."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -137,5 +138,15 @@ class Decryptor:
                 "this private key cannot decrypt the vault's values (they were encrypted to "
                 "another recovery key): use the private key whose public key is installed"
             ) from error
-        value = message.message
-        return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+        return _text(message.message)
+
+
+def decrypt_with_data_key(data_key: str, ciphertext: bytes) -> str:
+    """A value the vault encrypted with a data key (pgcrypto pgp_sym_encrypt)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _text(pgpy.PGPMessage.from_blob(ciphertext).decrypt(data_key).message)
+
+
+def _text(value: str | bytes | bytearray) -> str:
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)

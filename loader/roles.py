@@ -2,7 +2,7 @@
 
   loader       writes the raw schema, and nothing else
   transformer  what `dbt build` needs: reads raw, owns staging and the marts, calls pii.mask()
-               and pii.seal() and adds to the vault; cannot read the HMAC keys or the vault's
+               and pii.seal_new() to add to the vault; cannot read the HMAC keys or the vault's
                ciphertexts, and no private key is in the database to decrypt with
   analyst      reads the marts only: no raw, staging or pii (so not even pii.mask(), which
                would let them hash all 2^32 IPv4 addresses)
@@ -25,7 +25,7 @@ from loader.pii import REJECTS, Schemas, transaction
 from loader.settings import RolesSettings
 from loader.source import RAW_TABLE
 
-PII_FUNCTIONS_FOR_TRANSFORMER = ("mask(text, text)", "mask_key_version()", "seal(text, bytea)")
+PII_FUNCTIONS_FOR_TRANSFORMER = ("mask(text, text)", "mask_key_version()", "seal_new(regclass)")
 PII_FUNCTIONS_FOR_ADMIN = (
     *PII_FUNCTIONS_FOR_TRANSFORMER,
     "recover(text, text[], text[])",
@@ -50,9 +50,7 @@ class Roles:
         return [self.loader, self.transformer, self.analyst, self.pii_admin]
 
 
-def apply(
-    credentials: PostgresCredentials, settings: RolesSettings, schemas: Schemas
-) -> list[str]:
+def apply(credentials: PostgresCredentials, settings: RolesSettings, schemas: Schemas) -> list[str]:
     roles = Roles.named(settings)
     with transaction(credentials) as conn, conn.cursor() as cursor:
         cursor.execute("select pg_advisory_xact_lock(hashtext('logins roles apply'))")
@@ -156,9 +154,11 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
         run(f"grant execute on function pii.{function} to {{transformer}}", **r)
     for function in PII_FUNCTIONS_FOR_ADMIN:
         run(f"grant execute on function pii.{function} to {{admin}}", **r)
-    run("grant select on pii.recovery_keys to {transformer}, {admin}", **r)
+    sealers = "{transformer}, {admin}"
+    run(f"grant select on pii.recovery_keys to {sealers}", **r)
     run("grant insert, update on pii.recovery_keys to {admin}", **r)
-    run("grant select (kind, mask), insert on pii.vault to {transformer}, {admin}", **r)
+    run(f"grant select (data_key_id), insert on pii.data_keys to {sealers}", **r)
+    run(f"grant select (kind, mask), insert on pii.vault to {sealers}", **r)
     run("grant select on pii.audit_log to {admin}", **r)
 
 

@@ -122,8 +122,7 @@ def install_hmac_key(conn: Connection, key: bytes | None) -> str:
             # compare digests, so the key is not sent again; after `logins pii rotate` the
             # configured key is an older version, still valid for comparing
             cursor.execute(
-                f"select encode({_pgcrypto(conn)}.digest(key, 'sha256'), 'hex')"
-                " from pii.hmac_keys"
+                f"select encode({_pgcrypto(conn)}.digest(key, 'sha256'), 'hex') from pii.hmac_keys"
             )
             installed = {row[0] for row in cursor.fetchall()}
             if hashlib.sha256(key).hexdigest() not in installed:

@@ -2,8 +2,9 @@
 --   pii.hmac_keys      the masking keys; only this file's functions read them
 --   pii.mask()         keyed HMAC-SHA256 that dbt calls; pii.mask_key_version() says which key
 --   pii.recovery_keys  OpenPGP public keys the originals are encrypted to (no private key here)
---   pii.vault          each distinct masked value once, encrypted to the recovery key
+--   pii.vault          each distinct masked value once, encrypted (envelope: pii.data_keys)
 --   pii.audit_log      append-only record of every recovery, erasure, purge and rotation
+--   pii.seal_new()     fills the vault (dbt's pre-hook); encrypts only
 --   pii.recover(), pii.shred(), pii.rotate_hmac_key(), pii.audit()  the audited ways in
 create extension if not exists pgcrypto;
 
@@ -67,10 +68,23 @@ where is_current;
 
 revoke all on table pii.recovery_keys from public;
 
+-- Envelope encryption: each sealing batch gets a random data key, stored only encrypted to the
+-- recovery public key (pgp_pub_encrypt, ~120 us); each value is encrypted with that data key
+-- (pgp_sym_encrypt, ~15 us). Both are plain OpenPGP messages; the data key is made inside the
+-- statement and never stored or sent in the clear.
+create table if not exists pii.data_keys (
+    data_key_id bigint generated always as identity primary key,
+    recovery_key_id integer not null references pii.recovery_keys,
+    wrapped_key bytea not null,
+    created_at timestamptz not null default now()
+);
+
+revoke all on table pii.data_keys from public;
+
 create table if not exists pii.vault (
     kind text not null,
     mask text not null,
-    recovery_key_id integer not null references pii.recovery_keys,
+    data_key_id bigint not null references pii.data_keys,
     ciphertext bytea not null,
     sealed_at timestamptz not null default now(),
     primary key (kind, mask)
@@ -78,15 +92,68 @@ create table if not exists pii.vault (
 
 revoke all on table pii.vault from public;
 
--- Encrypts to a recovery public key; anyone may encrypt, only the private key's holder decrypts.
-create or replace function pii.seal(value text, public_key bytea)
-returns bytea
-language sql
-volatile strict parallel safe
+-- Seals the (kind, value) rows of `source` (a table or view) whose mask, under the current HMAC
+-- key, the vault does not hold yet. Runs as its caller (dbt's pre-hook, `pii remask`): it can
+-- encrypt, never decrypt. Does nothing while no recovery key is installed. Returns how many
+-- values it sealed.
+create or replace function pii.seal_new(source regclass)
+returns integer
+language plpgsql
+volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select @pgcrypto@.pgp_pub_encrypt(value, public_key, 'cipher-algo=aes256')
+declare
+    sealed integer;
+begin
+    if not exists (select from pii.recovery_keys where is_current) then
+        return 0;
+    end if;
+    execute format($sql$
+        with
+
+        pending as (
+            select distinct on (masked.kind, masked.mask) masked.*
+            from (
+                select s.kind, s.value, pii.mask(s.kind, s.value) as mask from %s as s
+            ) as masked
+            where not exists (
+                select from pii.vault as v where v.kind = masked.kind and v.mask = masked.mask
+            )
+        ),
+
+        data_key as (
+            select
+                rk.recovery_key_id,
+                rk.public_key,
+                encode(@pgcrypto@.gen_random_bytes(32), 'hex') as secret
+            from pii.recovery_keys as rk
+            where rk.is_current and exists (select from pending)
+        ),
+
+        wrapped as (
+            insert into pii.data_keys (recovery_key_id, wrapped_key)
+            select recovery_key_id, @pgcrypto@.pgp_pub_encrypt(secret, public_key, 'cipher-algo=aes256')
+            from data_key
+            returning data_key_id
+        )
+
+        insert into pii.vault (kind, mask, data_key_id, ciphertext)
+        select
+            pending.kind,
+            pending.mask,
+            wrapped.data_key_id,
+            @pgcrypto@.pgp_sym_encrypt(pending.value, data_key.secret, 'cipher-algo=aes256, s2k-mode=1')
+        from pending
+        cross join data_key
+        cross join wrapped
+        on conflict (kind, mask) do nothing
+    $sql$, source);
+    get diagnostics sealed = row_count;
+    return sealed;
+end
 $fn$;
+
+revoke all on function pii.seal_new(regclass) from public;
 
 create table if not exists pii.audit_log (
     audit_id bigint generated always as identity primary key,
@@ -131,7 +198,9 @@ revoke all on function pii.audit(text, text, integer) from public;
 
 -- The only way to read the vault: returns the ciphertexts asked for and records the request.
 create or replace function pii.recover(request text, kinds text[], masks text[])
-returns table (value_kind text, value_mask text, ciphertext bytea)
+returns table (
+    value_kind text, value_mask text, ciphertext bytea, data_key_id bigint, wrapped_key bytea
+)
 language plpgsql
 volatile
 security definer
@@ -141,8 +210,9 @@ declare
     found integer;
 begin
     return query
-    select v.kind, v.mask, v.ciphertext
+    select v.kind, v.mask, v.ciphertext, v.data_key_id, k.wrapped_key
     from pii.vault as v
+    inner join pii.data_keys as k on v.data_key_id = k.data_key_id
     inner join unnest(kinds, masks) as asked (kind, mask) on v.kind = asked.kind and v.mask = asked.mask;
     get diagnostics found = row_count;
     insert into pii.audit_log (action, request, value_count) values ('recover', request, found);

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
 from pathlib import Path
 
 import psycopg2
 
-from tests.conftest import REPO, TEST_HMAC_KEY, Pipeline, Queue, pipeline_env
+from tests.conftest import REPO, TEST_HMAC_KEY, Pipeline, PrivatePostgres, Queue, pipeline_env
 
 PASSWORD = "Distinctive-Test-Passw0rd"  # trust auth on the test server accepts any password
 
@@ -52,7 +51,7 @@ def _files_containing_tracked(tracked: list[str], needle: str) -> list[str]:
 
 
 def test_no_secret_reaches_statement_text(
-    private_postgres: int, queue: Queue, sample_lines: list[str], tmp_path: Path
+    private_postgres: PrivatePostgres, queue: Queue, sample_lines: list[str], tmp_path: Path
 ) -> None:
     """With every statement logged (what pg_stat_activity shows, too), installing the HMAC key,
     making and using the recovery key, recovering and re-masking send no secret as SQL."""
@@ -60,21 +59,20 @@ def test_no_secret_reaches_statement_text(
     passphrase = "Another distinctive passphrase 9"
     admin = psycopg2.connect(
         host="127.0.0.1",
-        port=private_postgres,
+        port=private_postgres.port,
         user="postgres",
         password="postgres",
         dbname="postgres",
     )
     admin.autocommit = True
-    database = f"secrets_{uuid.uuid4().hex[:8]}"
+    database = private_postgres.create_database()
     with admin.cursor() as cursor:
-        cursor.execute(f'create database "{database}"')
         cursor.execute("show data_directory")
         server_log = Path(cursor.fetchone()[0]).parent / "postgres.log"
     try:
         env = {
             **pipeline_env(database, queue.url, tmp_path),
-            "PGPORT": str(private_postgres),
+            "PGPORT": str(private_postgres.port),
             "PGOPTIONS": "-c log_statement=all",
             "PII__HMAC_KEY": hmac_key,
             "PII__RECOVERY_PASSPHRASE": passphrase,

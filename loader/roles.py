@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import psycopg2.errors
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
@@ -65,7 +66,14 @@ def _create_role(cursor: Cursor, role: str) -> bool:
     cursor.execute("select exists (select from pg_roles where rolname = %s)", (role,))
     if cursor.fetchone()[0]:
         return False
-    cursor.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
+    # a concurrent `roles apply` in another database may create it first (roles are
+    # cluster-wide; the advisory lock above is per database)
+    cursor.execute("savepoint create_role")
+    try:
+        cursor.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
+    except psycopg2.errors.DuplicateObject:
+        cursor.execute("rollback to savepoint create_role")
+        return False
     return True
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loader.errors import PipelineError
+from loader.pii_cli import add_commands as add_pii_commands
 
 if TYPE_CHECKING:
     from loader.settings import SqsSettings
@@ -27,6 +28,12 @@ def _up(args: argparse.Namespace) -> None:
     print(f"SQS {sqs.queue_url}: {how}, {waiting:,} messages waiting")
     for note in init_database(credentials, pii_settings(), generate_key=True):
         print(note)
+    from loader import roles
+    from loader.pii_cli import schemas
+    from loader.settings import roles_settings
+
+    for line in roles.apply(credentials, roles_settings(), schemas()):
+        print(line)
 
 
 def _down(args: argparse.Namespace) -> None:
@@ -98,6 +105,13 @@ def _run(args: argparse.Namespace) -> None:
     build_seconds = time.monotonic() - started
     after = summary.outcomes(credentials)
     print(summary.render(stats, before, after, load_seconds, build_seconds))
+    retention = pii_settings().purge_raw_older_than
+    if retention:
+        from loader import pii
+        from loader.pii_cli import schemas
+
+        erased = pii.purge_raw(credentials, schemas(), retention)
+        print(f"  raw bodies erased    {erased}  (processed, older than {retention})")
 
 
 def _sqs_settings(args: argparse.Namespace) -> SqsSettings:
@@ -145,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="when no key is installed or configured, generate one into PII__HMAC_KEY_FILE",
     )
     init.set_defaults(handler=_db_init)
+
+    add_pii_commands(commands)
 
     seed = commands.add_parser("seed", help="send messages to the queue")
     seed.add_argument("--count", type=_positive, default=1000, help="synthetic messages (1000)")

@@ -16,6 +16,9 @@ def init_database(
     """pgcrypto, the masking function and the HMAC key. Returns what it did, for the user."""
     notes: list[str] = []
     with warehouse.connect(credentials) as conn:
+        if not warehouse.may_manage_pii(conn):
+            # e.g. `logins run` as the transformer role: an admin installed (and owns) it
+            return []
         warehouse.install_masking(conn)
         status = warehouse.install_hmac_key(conn, configured_key(pii))
         if status == "missing":

@@ -33,7 +33,12 @@ def generate_key_file(settings: PiiSettings) -> Path:
 
 
 def key_file(settings: PiiSettings) -> Path:
-    path = Path(settings.hmac_key_file)
+    return project_path(settings.hmac_key_file)
+
+
+def project_path(text: str) -> Path:
+    """A configured path: absolute as given, relative to the checkout otherwise."""
+    path = Path(text)
     return path if path.is_absolute() else project_root() / path
 
 

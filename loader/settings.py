@@ -95,12 +95,29 @@ class LoaderSettings(BaseConfiguration):
 
 @configspec
 class PiiSettings(BaseConfiguration):
-    """`[pii]`: the HMAC key behind masked_ip / masked_device_id."""
+    """`[pii]`: the HMAC key behind masked_ip / masked_device_id, recovery and retention."""
 
     # The key itself (hex or any string of at least 32 characters). Prefer a secret store.
     hmac_key: TSecretStrValue | None = None
     # Where the demo keeps a generated key when none is configured.
     hmac_key_file: str = ".secrets/hmac_key"
+    # The recovery private key `logins pii keygen` writes and `pii recover` reads (git-ignored).
+    recovery_key_file: str = ".secrets/recovery_key.asc"
+    # Its passphrase, for unattended use; otherwise `logins pii` prompts (never a CLI argument).
+    recovery_passphrase: TSecretStrValue | None = None
+    # When set (a Postgres interval, e.g. "7 days"), `logins run` erases the plaintext bodies of
+    # raw rows older than this whose messages are in user_logins or the rejects.
+    purge_raw_older_than: str | None = None
+
+
+@configspec
+class RolesSettings(BaseConfiguration):
+    """`[roles]`: the database roles `logins roles apply` manages."""
+
+    # Roles are cluster-wide: the prefix keeps several pipelines (or test databases) on one
+    # server apart. Names are <prefix>loader, <prefix>transformer, <prefix>analyst,
+    # <prefix>pii_admin.
+    prefix: str = "logins_"
 
 
 @configspec
@@ -121,6 +138,10 @@ def loader_settings() -> LoaderSettings:
 
 def pii_settings() -> PiiSettings:
     return resolve_configuration(PiiSettings(), sections=("pii",))
+
+
+def roles_settings() -> RolesSettings:
+    return resolve_configuration(RolesSettings(), sections=("roles",))
 
 
 def stack_settings() -> StackSettings:
@@ -147,6 +168,11 @@ def libpq_environment(credentials: PostgresCredentials) -> dict[str, str]:
         "PGPASSWORD": str(credentials.password or ""),
         "PGDATABASE": str(credentials.database),
     }
+
+
+def marts_schema() -> str:
+    """Where dbt puts user_logins (the shipped profile reads the same variable)."""
+    return os.environ.get("DBT_SCHEMA", "public")
 
 
 def describe_postgres(credentials: PostgresCredentials) -> str:

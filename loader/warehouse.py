@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -78,6 +79,17 @@ def _pgcrypto(conn: Connection) -> str:
     return sql.Identifier(schema).as_string(conn)
 
 
+def may_manage_pii(conn: Connection) -> bool:
+    """True unless the pii schema exists and belongs to another role (an admin's setup)."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "select pg_has_role(current_user, nspowner, 'MEMBER') from pg_namespace"
+            " where nspname = 'pii'"
+        )
+        row = cursor.fetchone()
+    return row is None or bool(row[0])
+
+
 def install_masking(conn: Connection) -> None:
     """pgcrypto, the pii schema, the key table and pii.mask(); idempotent."""
     setup = resources.files("loader").joinpath("sql/pii_setup.sql").read_text()
@@ -99,19 +111,21 @@ def install_hmac_key(conn: Connection, key: bytes | None) -> str:
         if current is None:
             if key is None:
                 return "missing"
-            cursor.execute(
-                "insert into pii.hmac_keys (key_version, key, is_current) values (1, %s, true)",
-                (psycopg2.Binary(key),),
+            # COPY carries the key as data, so it never appears in a statement's text
+            # (statement logs, pg_stat_activity).
+            cursor.copy_expert(
+                "copy pii.hmac_keys (key_version, key, is_current) from stdin",
+                io.StringIO(f"1\t\\\\x{key.hex()}\tt\n"),
             )
             return "installed"
         if key is not None:
-            # compare digests, so the key is not sent again
+            # compare digests, so the key is not sent again; after `logins pii rotate` the
+            # configured key is an older version, still valid for comparing
             cursor.execute(
-                f"select encode({_pgcrypto(conn)}.digest(key, 'sha256'), 'hex')"
-                " from pii.hmac_keys where is_current"
+                f"select encode({_pgcrypto(conn)}.digest(key, 'sha256'), 'hex') from pii.hmac_keys"
             )
-            row = cursor.fetchone()
-            if not (row and row[0] == hashlib.sha256(key).hexdigest()):
+            installed = {row[0] for row in cursor.fetchall()}
+            if hashlib.sha256(key).hexdigest() not in installed:
                 raise ConfigurationError(
                     "the configured HMAC key (PII__HMAC_KEY or the key file) differs from the one "
                     "installed in the database: masks would change. Configure the installed key, "

@@ -204,8 +204,28 @@ def database() -> Iterator[str]:
         with admin.cursor() as cursor:
             cursor.execute(f'create database "{name}"')
         yield name
+        drop_roles(name, roles_prefix_for(name))
         with admin.cursor() as cursor:
             cursor.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        admin.close()
+
+
+def roles_prefix_for(database: str) -> str:
+    """Roles are cluster-wide: each test database gets role names of its own
+    (`logins up` and `logins roles apply` create them)."""
+    return f"t{database.rsplit('_', 1)[-1]}_"
+
+
+def drop_roles(database: str, prefix: str) -> None:
+    admin = connect(database)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("select rolname from pg_roles where rolname like %s", (prefix + "%",))
+            for (role,) in cursor.fetchall():
+                cursor.execute(f'reassign owned by "{role}" to current_user')
+                cursor.execute(f'drop owned by "{role}"')
+                cursor.execute(f'drop role "{role}"')
     finally:
         admin.close()
 
@@ -265,6 +285,7 @@ def pipeline_env(database: str, queue_url: str, workdir: Path) -> dict[str, str]
         "AWS_MAX_ATTEMPTS": "2",
         "LOADER__PIPELINES_DIR": str(workdir / "dlt"),
         "PII__HMAC_KEY": TEST_HMAC_KEY,
+        "ROLES__PREFIX": roles_prefix_for(database),
         "STACK__STATE_DIR": str(workdir / "stack"),
         "DBT_TARGET_PATH": str(workdir / "target"),
         "DBT_LOG_PATH": str(workdir / "logs"),
@@ -346,3 +367,9 @@ def private_postgres(sqs_endpoint: str) -> Iterator[PrivatePostgres]:
     finally:
         subprocess.run([sys.executable, "-m", "loader.cli", "down"], env=env, check=True)
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def role_prefix(database: str) -> str:
+    """This test's role-name prefix (the `database` fixture drops its roles)."""
+    return roles_prefix_for(database)

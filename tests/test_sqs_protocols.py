@@ -332,6 +332,7 @@ def test_readme_steps_for_the_exercises_images(
     assert pipeline.query("select count(*) from public.user_logins") == [(99,)]
     assert [column for column, _ in pipeline.query(columns)] == [
         *(column for column, _ in exercise_columns),
+        "mask_key_version",
         "message_id",
         "app_version_string",
         "sent_at",

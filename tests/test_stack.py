@@ -73,7 +73,9 @@ def test_up_starts_a_private_stack_and_down_stops_it() -> None:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def test_up_leaves_a_running_postgres_alone(database: str, sqs_endpoint: str) -> None:
+def test_up_leaves_a_running_postgres_alone(
+    database: str, sqs_endpoint: str, role_prefix: str
+) -> None:
     """With Postgres already answering, `up` starts nothing and `down` stops nothing."""
     state = Path(tempfile.mkdtemp(prefix="logins-stack-"))
     env = {
@@ -83,6 +85,7 @@ def test_up_leaves_a_running_postgres_alone(database: str, sqs_endpoint: str) ->
         "SOURCES__SQS__QUEUE_URL": f"{sqs_endpoint}/000000000000/login-queue",
         "PII__HMAC_KEY": TEST_HMAC_KEY,
         "STACK__STATE_DIR": str(state),
+        "ROLES__PREFIX": role_prefix,
     }
     run = [sys.executable, "-m", "loader.cli"]
     up = subprocess.run([*run, "up"], env=env, capture_output=True, text=True)

@@ -1,8 +1,16 @@
--- Masking support, installed by `logins db init` (idempotent). The HMAC key lives in a table
--- only this function's owner can read; dbt calls pii.mask() and never sees the key.
+-- PII support, installed by `logins db init` (idempotent), owned by whoever runs it (an admin).
+--   pii.hmac_keys      the masking keys; only this file's functions read them
+--   pii.mask()         keyed HMAC-SHA256 that dbt calls; pii.mask_key_version() says which key
+--   pii.recovery_keys  OpenPGP public keys the originals are encrypted to (no private key here)
+--   pii.vault          each distinct masked value once, encrypted (envelope: pii.data_keys)
+--   pii.audit_log      append-only record of every recovery, erasure, purge and rotation
+--   pii.seal_new()     fills the vault (dbt's pre-hook); encrypts only
+--   pii.recover(), pii.shred(), pii.rotate_hmac_key(), pii.audit()  the audited ways in
 create extension if not exists pgcrypto;
 
 create schema if not exists pii;
+
+revoke all on schema pii from public;
 
 create table if not exists pii.hmac_keys (
     key_version integer primary key,
@@ -35,3 +43,226 @@ begin
     return encode(@pgcrypto@.hmac(convert_to(kind || ':' || value, 'UTF8'), current_key, 'sha256'), 'hex');
 end
 $fn$;
+
+-- The version of the key pii.mask() uses now (stable: one answer per statement, like mask()).
+create or replace function pii.mask_key_version()
+returns integer
+language sql
+stable parallel safe
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+    select k.key_version from pii.hmac_keys as k where k.is_current
+$fn$;
+
+create table if not exists pii.recovery_keys (
+    recovery_key_id integer generated always as identity primary key,
+    fingerprint text not null unique,
+    public_key bytea not null,
+    is_current boolean not null default false,
+    created_at timestamptz not null default now()
+);
+
+create unique index if not exists recovery_keys_one_current on pii.recovery_keys (is_current)
+where is_current;
+
+revoke all on table pii.recovery_keys from public;
+
+-- Envelope encryption: each sealing batch gets a random data key, stored only encrypted to the
+-- recovery public key (pgp_pub_encrypt, ~120 us); each value is encrypted with that data key
+-- (pgp_sym_encrypt, ~15 us). Both are plain OpenPGP messages; the data key is made inside the
+-- statement and never stored or sent in the clear.
+create table if not exists pii.data_keys (
+    data_key_id bigint generated always as identity primary key,
+    recovery_key_id integer not null references pii.recovery_keys,
+    wrapped_key bytea not null,
+    created_at timestamptz not null default now()
+);
+
+revoke all on table pii.data_keys from public;
+
+create table if not exists pii.vault (
+    kind text not null,
+    mask text not null,
+    data_key_id bigint not null references pii.data_keys,
+    ciphertext bytea not null,
+    sealed_at timestamptz not null default now(),
+    primary key (kind, mask)
+);
+
+revoke all on table pii.vault from public;
+
+-- Seals the (kind, value) rows of `source` (a table or view) whose mask, under the current HMAC
+-- key, the vault does not hold yet. Runs as its caller (dbt's pre-hook, `pii remask`): it can
+-- encrypt, never decrypt. Does nothing while no recovery key is installed. Returns how many
+-- values it sealed.
+create or replace function pii.seal_new(source regclass)
+returns integer
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    sealed integer;
+begin
+    if not exists (select from pii.recovery_keys where is_current) then
+        return 0;
+    end if;
+    execute format($sql$
+        with
+
+        pending as (
+            select distinct on (masked.kind, masked.mask) masked.*
+            from (
+                select s.kind, s.value, pii.mask(s.kind, s.value) as mask from %s as s
+            ) as masked
+            where not exists (
+                select from pii.vault as v where v.kind = masked.kind and v.mask = masked.mask
+            )
+        ),
+
+        data_key as (
+            select
+                rk.recovery_key_id,
+                rk.public_key,
+                encode(@pgcrypto@.gen_random_bytes(32), 'hex') as secret
+            from pii.recovery_keys as rk
+            where rk.is_current and exists (select from pending)
+        ),
+
+        wrapped as (
+            insert into pii.data_keys (recovery_key_id, wrapped_key)
+            select recovery_key_id, @pgcrypto@.pgp_pub_encrypt(secret, public_key, 'cipher-algo=aes256')
+            from data_key
+            returning data_key_id
+        )
+
+        insert into pii.vault (kind, mask, data_key_id, ciphertext)
+        select
+            pending.kind,
+            pending.mask,
+            wrapped.data_key_id,
+            @pgcrypto@.pgp_sym_encrypt(pending.value, data_key.secret, 'cipher-algo=aes256, s2k-mode=1')
+        from pending
+        cross join data_key
+        cross join wrapped
+        on conflict (kind, mask) do nothing
+    $sql$, source);
+    get diagnostics sealed = row_count;
+    return sealed;
+end
+$fn$;
+
+revoke all on function pii.seal_new(regclass) from public;
+
+create table if not exists pii.audit_log (
+    audit_id bigint generated always as identity primary key,
+    action text not null,
+    actor text not null default session_user,
+    at timestamptz not null default clock_timestamp(),
+    request text not null,
+    value_count integer not null
+);
+
+revoke all on table pii.audit_log from public;
+
+-- Append-only, for its owner too (a superuser can still drop the trigger: that is DDL, logged).
+create or replace function pii.refuse_audit_change()
+returns trigger
+language plpgsql
+as $fn$
+begin
+    raise exception 'pii.audit_log is append-only';
+end
+$fn$;
+
+drop trigger if exists audit_log_append_only on pii.audit_log;
+create trigger audit_log_append_only before update or delete on pii.audit_log
+for each row execute function pii.refuse_audit_change();
+
+drop trigger if exists audit_log_no_truncate on pii.audit_log;
+create trigger audit_log_no_truncate before truncate on pii.audit_log
+for each statement execute function pii.refuse_audit_change();
+
+create or replace function pii.audit(action text, request text, value_count integer)
+returns void
+language sql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+    insert into pii.audit_log (action, request, value_count) values (action, request, value_count)
+$fn$;
+
+revoke all on function pii.audit(text, text, integer) from public;
+
+-- The only way to read the vault: returns the ciphertexts asked for and records the request.
+create or replace function pii.recover(request text, kinds text[], masks text[])
+returns table (
+    value_kind text, value_mask text, ciphertext bytea, data_key_id bigint, wrapped_key bytea
+)
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    found integer;
+begin
+    return query
+    select v.kind, v.mask, v.ciphertext, v.data_key_id, k.wrapped_key
+    from pii.vault as v
+    inner join pii.data_keys as k on v.data_key_id = k.data_key_id
+    inner join unnest(kinds, masks) as asked (kind, mask) on v.kind = asked.kind and v.mask = asked.mask;
+    get diagnostics found = row_count;
+    insert into pii.audit_log (action, request, value_count) values ('recover', request, found);
+end
+$fn$;
+
+revoke all on function pii.recover(text, text[], text[]) from public;
+
+-- Crypto-shredding: deletes the encrypted originals of these masks, so nothing can recover them.
+create or replace function pii.shred(request text, kinds text[], masks text[])
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    removed integer;
+begin
+    delete from pii.vault as v
+    using unnest(kinds, masks) as asked (kind, mask)
+    where v.kind = asked.kind and v.mask = asked.mask;
+    get diagnostics removed = row_count;
+    insert into pii.audit_log (action, request, value_count) values ('forget', request, removed);
+    return removed;
+end
+$fn$;
+
+revoke all on function pii.shred(text, text[], text[]) from public;
+
+-- A new HMAC key, generated inside the database (it never travels), becomes current.
+create or replace function pii.rotate_hmac_key()
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    version integer;
+begin
+    lock table pii.hmac_keys in exclusive mode;
+    select coalesce(max(k.key_version), 0) + 1 into version from pii.hmac_keys as k;
+    update pii.hmac_keys set is_current = false where is_current;
+    insert into pii.hmac_keys (key_version, key, is_current)
+    values (version, @pgcrypto@.gen_random_bytes(32), true);
+    insert into pii.audit_log (action, request, value_count)
+    values ('rotate', 'hmac key version ' || version, 0);
+    return version;
+end
+$fn$;
+
+revoke all on function pii.rotate_hmac_key() from public;

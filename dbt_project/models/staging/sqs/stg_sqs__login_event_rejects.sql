@@ -1,11 +1,13 @@
 {#- Messages that are not a valid login, each with the reason, kept with the body exactly as
     received so they can be fixed and replayed. Incremental, so a reject is kept even after
-    the raw body is purged. Not readable by analysts (bodies can hold PII). -#}
+    the raw body is purged (so never fully refreshed). Not readable by analysts (bodies can
+    hold PII). -#}
 {{
     config(
         materialized='incremental',
         unique_key='message_id',
         on_schema_change='append_new_columns',
+        full_refresh=false,
         post_hook="{{ ensure_output_indexes() }}",
     )
 }}
@@ -18,6 +20,12 @@ rejected_events as (
     where
         events.reject_reason is not null
         and {{ not_yet_processed('events') }}
+        -- a message already built into user_logins whose raw body was erased since (forget,
+        -- purge-raw) now reads as `erased`: it is still that row, not a new reject
+        and not exists (
+            select from {{ ref('user_logins') }} as logins
+            where logins.message_id = events.message_id
+        )
 ),
 
 final as (

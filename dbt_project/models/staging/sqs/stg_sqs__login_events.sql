@@ -102,6 +102,7 @@ validated as (
     select
         fields.*,
         case
+            when fields.body = '' then 'erased: body erased by `logins pii forget` before it was processed'
             when fields.doc is null then 'not_json: body is not valid JSON'
             when fields.doc_type != 'object' then 'not_object: body is a JSON ' || fields.doc_type
             -- JSON allows a key twice and Postgres keeps the last: which one was meant is unknown

@@ -1,0 +1,183 @@
+"""The `logins pii ...` and `logins roles ...` commands."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from loader.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from loader.pii import Schemas
+
+
+def schemas() -> Schemas:
+    from loader.pii import Schemas  # imported when used: the CLI starts fast
+    from loader.settings import loader_settings, marts_schema
+
+    return Schemas(raw=loader_settings().dataset_name, marts=marts_schema())
+
+
+def _private_key_path(args: argparse.Namespace) -> Path:
+    from loader.keys import project_path
+    from loader.settings import pii_settings
+
+    if args.private_key:
+        return Path(args.private_key)
+    return project_path(pii_settings().recovery_key_file)
+
+
+def _passphrase(confirm: bool) -> str:
+    """PII__RECOVERY_PASSPHRASE, else a prompt: never a command-line argument (shell history,
+    process lists)."""
+    from loader.settings import pii_settings
+
+    configured = pii_settings().recovery_passphrase
+    if configured:
+        return str(configured)
+    if not sys.stdin.isatty():
+        raise ConfigurationError(
+            "no recovery passphrase: set PII__RECOVERY_PASSPHRASE or run in a terminal to be asked"
+        )
+    passphrase = getpass.getpass("recovery key passphrase: ")
+    if confirm and getpass.getpass("again: ") != passphrase:
+        raise ConfigurationError("the passphrases differ: run the command again")
+    return passphrase
+
+
+def _keygen(args: argparse.Namespace) -> None:
+    from loader import pii
+    from loader.settings import postgres_credentials
+
+    path = _private_key_path(args)
+    fingerprint = pii.keygen(postgres_credentials(), path, _passphrase(confirm=True))
+    print(f"wrote the recovery private key to {path} (mode 600; keep it, and its passphrase,")
+    print("  away from the pipeline: in a vault or offline)")
+    print(f"installed its public key {fingerprint} as the current recovery key")
+
+
+def _recover(args: argparse.Namespace) -> None:
+    from loader import pii
+    from loader.settings import postgres_credentials
+
+    if args.masked_ip:
+        request = ("ip", args.masked_ip)
+    elif args.masked_device_id:
+        request = ("device_id", args.masked_device_id)
+    else:
+        request = ("user_id", args.user_id)
+    recovered, missing = pii.recover(
+        postgres_credentials(), schemas(), _private_key_path(args), _passphrase(False), request
+    )
+    for value in recovered:
+        print(f"{value.kind}\t{value.mask}\t{value.value}")
+    if missing:
+        print(
+            f"{missing} mask(s) have no recoverable original (erased, or masked before a "
+            "recovery key was installed)",
+            file=sys.stderr,
+        )
+    if not recovered:
+        raise ConfigurationError(f"nothing to recover for {request[0]} {request[1]}")
+
+
+def _forget(args: argparse.Namespace) -> None:
+    from loader import pii
+    from loader.settings import postgres_credentials
+
+    erasure = pii.forget(postgres_credentials(), schemas(), args.user_id)
+    print(f"forgot user {args.user_id}:")
+    print(f"  encrypted originals shredded   {erasure.shredded}")
+    print(f"  shared with other users, kept  {len(erasure.shared_kept)}")
+    print(f"  raw bodies erased              {erasure.raw_bodies}")
+    print(f"  reject bodies erased           {erasure.reject_bodies}")
+
+
+def _purge_raw(args: argparse.Namespace) -> None:
+    from loader import pii
+    from loader.settings import postgres_credentials
+
+    erased = pii.purge_raw(postgres_credentials(), schemas(), args.older_than)
+    print(f"erased {erased} processed raw bodies older than {args.older_than}")
+
+
+def _rotate(args: argparse.Namespace) -> None:
+    from loader import pii
+    from loader.settings import postgres_credentials
+
+    version = pii.rotate(postgres_credentials())
+    print(f"HMAC key version {version} is now current; new masks carry mask_key_version {version}")
+
+
+def _remask(args: argparse.Namespace) -> None:
+    from loader import pii
+    from loader.settings import postgres_credentials
+
+    done = pii.remask(
+        postgres_credentials(), schemas(), _private_key_path(args), _passphrase(confirm=False)
+    )
+    print(
+        f"re-masked {done.rows} rows ({done.values} values) with key version {done.key_version};"
+        f" {done.rows_left} rows keep older masks (their values were erased)"
+    )
+
+
+def _roles_apply(args: argparse.Namespace) -> None:
+    from loader import roles
+    from loader.settings import postgres_credentials, roles_settings
+
+    for line in roles.apply(postgres_credentials(), roles_settings(), schemas()):
+        print(line)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    pii = commands.add_parser("pii", help="PII recovery, erasure, retention and key rotation")
+    pii_commands = pii.add_subparsers(dest="pii_command", required=True, metavar="COMMAND")
+    key_help = "the recovery private key file (PII__RECOVERY_KEY_FILE, .secrets/recovery_key.asc)"
+
+    keygen = pii_commands.add_parser(
+        "keygen", help="create a recovery key pair and install its public key"
+    )
+    keygen.add_argument("--private-key", help=key_help)
+    keygen.set_defaults(handler=_keygen)
+
+    recover = pii_commands.add_parser(
+        "recover", help="print the original values behind masks (audited)"
+    )
+    asked = recover.add_mutually_exclusive_group(required=True)
+    asked.add_argument("--masked-ip", help="a masked_ip from user_logins")
+    asked.add_argument("--masked-device-id", help="a masked_device_id from user_logins")
+    asked.add_argument("--user-id", help="every value behind one user's masks")
+    recover.add_argument("--private-key", help=key_help)
+    recover.set_defaults(handler=_recover)
+
+    forget = pii_commands.add_parser(
+        "forget", help="erase a user's IP and device id (crypto-shredding, plaintext bodies)"
+    )
+    forget.add_argument("--user-id", required=True)
+    forget.set_defaults(handler=_forget)
+
+    purge = pii_commands.add_parser(
+        "purge-raw", help="erase processed raw bodies older than an interval"
+    )
+    purge.add_argument("--older-than", required=True, help="a Postgres interval, e.g. '7 days'")
+    purge.set_defaults(handler=_purge_raw)
+
+    rotate = pii_commands.add_parser("rotate", help="start a new HMAC key version")
+    rotate.set_defaults(handler=_rotate)
+
+    remask = pii_commands.add_parser(
+        "remask", help="re-mask rows of older key versions with the current key (audited)"
+    )
+    remask.add_argument("--private-key", help=key_help)
+    remask.set_defaults(handler=_remask)
+
+    roles = commands.add_parser("roles", help="database roles with least privilege")
+    roles_commands = roles.add_subparsers(dest="roles_command", required=True, metavar="COMMAND")
+    apply = roles_commands.add_parser(
+        "apply", help="create or update loader, transformer, analyst, pii_admin (idempotent)"
+    )
+    apply.set_defaults(handler=_roles_apply)

@@ -17,6 +17,8 @@
     ) as pairs (kind, value)
     where
         events.reject_reason is null
+        -- a value `logins pii forget` erased from staging stays erased
+        and pairs.value is not null
         and {{ not_yet_processed('events', held=true) }};
 
     select {{ var('pii_schema') }}.seal_new('pg_temp.new_pii_values')

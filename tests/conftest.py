@@ -328,16 +328,12 @@ class PrivatePostgres:
     def start(self) -> None:
         self.logins("up")
 
+    def connect(self, database: str = "postgres") -> Any:
+        return connect(database, host="127.0.0.1", port=self.port, password="postgres")
+
     def create_database(self) -> str:
         name = f"logins_test_{uuid.uuid4().hex[:12]}"
-        conn = psycopg2.connect(
-            host="127.0.0.1",
-            port=self.port,
-            user="postgres",
-            password="postgres",
-            dbname="postgres",
-        )
-        conn.autocommit = True
+        conn = self.connect()
         with conn.cursor() as cursor:
             cursor.execute(f'create database "{name}"')
         conn.close()

@@ -143,13 +143,7 @@ def test_postgres_down_during_a_load(
     )
     assert rerun.returncode == 0, rerun.stderr
     assert "finishing 1 load package(s)" in rerun.stderr
-    conn = psycopg2.connect(
-        host="127.0.0.1",
-        port=private_postgres.port,
-        password="postgres",
-        dbname=database,
-        user="postgres",
-    )
+    conn = private_postgres.connect(database)
     with conn.cursor() as cursor:
         cursor.execute("select count(distinct message_id), count(*) from public.user_logins")
         assert cursor.fetchone() == (99, 99)

@@ -6,8 +6,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import psycopg2
-
 from tests.conftest import REPO, TEST_HMAC_KEY, Pipeline, PrivatePostgres, Queue, pipeline_env
 
 PASSWORD = "Distinctive-Test-Passw0rd"  # trust auth on the test server accepts any password
@@ -57,14 +55,7 @@ def test_no_secret_reaches_statement_text(
     making and using the recovery key, recovering and re-masking send no secret as SQL."""
     hmac_key = "5ec7e7" * 11  # 33 bytes, distinctive
     passphrase = "Another distinctive passphrase 9"
-    admin = psycopg2.connect(
-        host="127.0.0.1",
-        port=private_postgres.port,
-        user="postgres",
-        password="postgres",
-        dbname="postgres",
-    )
-    admin.autocommit = True
+    admin = private_postgres.connect()
     database = private_postgres.create_database()
     with admin.cursor() as cursor:
         cursor.execute("show data_directory")

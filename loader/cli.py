@@ -90,7 +90,12 @@ def _run(args: argparse.Namespace) -> None:
     from loader import summary
     from loader.db_init import init_database
     from loader.load import run_load
-    from loader.settings import loader_settings, pii_settings, postgres_credentials
+    from loader.settings import (
+        loader_settings,
+        pii_settings,
+        postgres_credentials,
+        transform_settings,
+    )
     from loader.transform import dbt_build
 
     credentials = postgres_credentials()
@@ -101,7 +106,7 @@ def _run(args: argparse.Namespace) -> None:
     load_seconds = time.monotonic() - started
     before = summary.outcomes(credentials)
     started = time.monotonic()
-    dbt_build(credentials)
+    dbt_build(credentials, full_check=args.full_check or transform_settings().full_check)
     build_seconds = time.monotonic() - started
     after = summary.outcomes(credentials)
     print(summary.render(stats, before, after, load_seconds, build_seconds))
@@ -182,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _add_sqs_protocol(command)
         command.set_defaults(handler=handler)
+        if name == "run":
+            command.add_argument(
+                "--full-check",
+                action="store_true",
+                help="also run dbt's whole-table checks and unit tests (TRANSFORM__FULL_CHECK)",
+            )
     return parser
 
 

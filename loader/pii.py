@@ -301,7 +301,7 @@ def remask(
 
     The originals come from the vault (an audited recovery, decrypted here) and go back to the
     database by COPY, so no value is ever in a statement's text; the new masks are made there
-    by pii.mask() and sealed in the vault like any new value (pii.seal_new).
+    and sealed in the vault like any new value (pii.mask_new, pii.seal_new).
     """
     stale_rows = sql.SQL("coalesce(mask_key_version, 1) < %(version)s")
     with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
@@ -323,16 +323,23 @@ def remask(
     csv.writer(rows).writerows((r.kind, r.mask, r.value) for r in recovered)
     rows.seek(0)
     new_mask = sql.SQL(
-        "(select r.new_mask from remask_values as r where r.kind = {kind} and r.old_mask = {col})"
+        "(select m.mask from remask_values as r join remask_masks as m using (kind, value)"
+        " where r.kind = {kind} and r.old_mask = {col})"
     )
     with transaction(credentials) as conn, conn.cursor() as cursor:
         cursor.execute(
             "create temp table remask_values (kind text, old_mask text, value text) on commit drop"
         )
         cursor.copy_expert("copy remask_values from stdin with (format csv)", rows)
-        cursor.execute("alter table remask_values add column new_mask text")
-        cursor.execute("update remask_values set new_mask = pii.mask(kind, value)")
-        cursor.execute("select pii.seal_new('pg_temp.remask_values')")
+        # one value may have had masks under several old keys: mask each value once
+        cursor.execute(
+            "create temp view remask_pairs as select distinct kind, value from remask_values"
+        )
+        cursor.execute(
+            "create temp table remask_masks on commit drop as"
+            " select kind, value, mask from pii.mask_new('pg_temp.remask_pairs')"
+        )
+        cursor.execute("select pii.seal_new('pg_temp.remask_masks')")
         ip = new_mask.format(kind=sql.Literal("ip"), col=sql.Identifier("masked_ip"))
         device = new_mask.format(
             kind=sql.Literal("device_id"), col=sql.Identifier("masked_device_id")

@@ -1,9 +1,9 @@
 """`logins roles apply`: least-privilege database roles, created or brought up to date.
 
   loader       writes the raw schema, and nothing else
-  transformer  what `dbt build` needs: reads raw, owns staging and the marts, calls pii.mask()
-               and pii.seal_new() to add to the vault; cannot read the HMAC keys or the vault's
-               ciphertexts, and no private key is in the database to decrypt with
+  transformer  what `dbt build` needs: reads raw, owns staging and the marts, calls
+               pii.mask_new() and pii.seal_new() to mask new values and seal them in the vault;
+               cannot read the HMAC keys or the vault, and no private key is in the database
   analyst      reads the marts only: no raw, staging or pii (so not even pii.mask(), which
                would let them hash all 2^32 IPv4 addresses)
   pii_admin    recovery, erasure, retention and rotation, through pii's audited functions
@@ -26,7 +26,12 @@ from loader.pii import REJECTS, Schemas, transaction
 from loader.settings import RolesSettings
 from loader.source import RAW_TABLE
 
-PII_FUNCTIONS_FOR_TRANSFORMER = ("mask(text, text)", "mask_key_version()", "seal_new(regclass)")
+PII_FUNCTIONS_FOR_TRANSFORMER = (
+    "mask(text, text)",
+    "mask_key_version()",
+    "mask_new(regclass)",
+    "seal_new(regclass)",
+)
 PII_FUNCTIONS_FOR_ADMIN = (
     *PII_FUNCTIONS_FOR_TRANSFORMER,
     "recover(text, text[], text[])",
@@ -160,11 +165,11 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
         run(f"grant execute on function pii.{function} to {{transformer}}", **r)
     for function in PII_FUNCTIONS_FOR_ADMIN:
         run(f"grant execute on function pii.{function} to {{admin}}", **r)
-    sealers = "{transformer}, {admin}"
-    run(f"grant select on pii.recovery_keys to {sealers}", **r)
-    run("grant insert, update on pii.recovery_keys to {admin}", **r)
-    run(f"grant select (data_key_id), insert on pii.data_keys to {sealers}", **r)
-    run(f"grant select (kind, mask), insert on pii.vault to {sealers}", **r)
+    # sealing happens inside pii.seal_new(), as its owner: no one writes the vault directly
+    run("grant select, insert, update on pii.recovery_keys to {admin}", **r)
+    for table in ("data_keys", "vault"):
+        run(f"revoke all on pii.{table} from {{transformer}}, {{admin}}", **r)
+    run("revoke all on pii.recovery_keys from {transformer}", **r)
     run("grant select on pii.audit_log to {admin}", **r)
 
 

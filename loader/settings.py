@@ -94,6 +94,16 @@ class LoaderSettings(BaseConfiguration):
 
 
 @configspec
+class TransformSettings(BaseConfiguration):
+    """`[transform]`: the `dbt build` that `logins run` runs after the load."""
+
+    # Also run the whole-table checks and unit tests (dbt selector `full_check`, see
+    # selectors.yml): their cost grows with the table, so schedule them (nightly) rather than
+    # run them after every load. `logins run --full-check` turns it on for one run.
+    full_check: bool = False
+
+
+@configspec
 class PiiSettings(BaseConfiguration):
     """`[pii]`: the HMAC key behind masked_ip / masked_device_id, recovery and retention."""
 
@@ -134,6 +144,10 @@ def sqs_settings() -> SqsSettings:
 
 def loader_settings() -> LoaderSettings:
     return resolve_configuration(LoaderSettings(), sections=("loader",))
+
+
+def transform_settings() -> TransformSettings:
+    return resolve_configuration(TransformSettings(), sections=("transform",))
 
 
 def pii_settings() -> PiiSettings:

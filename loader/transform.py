@@ -10,7 +10,13 @@ from loader.errors import TransformFailed
 from loader.settings import libpq_environment, project_root
 
 
-def dbt_build(credentials: PostgresCredentials, extra_args: list[str] | None = None) -> None:
+def dbt_build(
+    credentials: PostgresCredentials,
+    extra_args: list[str] | None = None,
+    full_check: bool = False,
+) -> None:
+    """The default selector (selectors.yml) builds every model with the checks that grow with
+    new data only; `full_check` adds the whole-table checks and unit tests."""
     from dbt.cli.main import dbtRunner  # dbt is slow to import; only `run` needs it
 
     environment = libpq_environment(credentials)
@@ -18,8 +24,9 @@ def dbt_build(credentials: PostgresCredentials, extra_args: list[str] | None = N
     environment["DBT_ENV_SECRET_PGPASSWORD"] = environment["PGPASSWORD"]
     os.environ.update(environment)
     root = str(project_root())
+    selector = ["--selector", "full_check"] if full_check else []
     result = dbtRunner().invoke(
-        ["build", "--project-dir", root, "--profiles-dir", root, *(extra_args or [])]
+        ["build", "--project-dir", root, "--profiles-dir", root, *selector, *(extra_args or [])]
     )
     if not result.success:
         reason = f": {result.exception}" if result.exception else ""

@@ -289,6 +289,8 @@ def pipeline_env(database: str, queue_url: str, workdir: Path) -> dict[str, str]
         "STACK__STATE_DIR": str(workdir / "stack"),
         "DBT_TARGET_PATH": str(workdir / "target"),
         "DBT_LOG_PATH": str(workdir / "logs"),
+        # every build in the tests also runs the whole-table checks (conservation etc.)
+        "TRANSFORM__FULL_CHECK": "true",
     }
 
 

@@ -81,6 +81,8 @@ def test_crash_inside_dbt_build_is_completed_by_the_next_build(
         if (REPO / ".venv" / "bin" / "dbt").exists()
         else f"{sys.prefix}/bin/dbt",
         "build",
+        "--selector",
+        "full_check",
         "--project-dir",
         str(REPO),
         "--profiles-dir",

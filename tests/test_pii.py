@@ -266,7 +266,7 @@ def test_purge_raw_keeps_every_outcome(pipeline: Pipeline, sample_lines: list[st
     pipeline.logins("run")
     dbt = Path(sys.executable).with_name("dbt")
     rebuilt = subprocess.run(
-        [str(dbt), "build", "--full-refresh"],
+        [str(dbt), "build", "--selector", "full_check", "--full-refresh"],
         cwd=REPO,
         env=pipeline.env,
         capture_output=True,

@@ -1,6 +1,8 @@
 {#- Conservation: every message of a load committed before this build started ends in
     exactly one of user_logins or the rejects, and nothing is there that never landed.
-    (Loads that commit while the build runs are the next build's work.) -#}
+    (Loads that commit while the build runs are the next build's work.)
+    It reads every table whole, so it runs in `--selector full_check`, not in each build. -#}
+{{ config(tags=['full_check']) }}
 
 with
 

@@ -4,7 +4,8 @@
 --   pii.recovery_keys  OpenPGP public keys the originals are encrypted to (no private key here)
 --   pii.vault          each distinct masked value once, encrypted (envelope: pii.data_keys)
 --   pii.audit_log      append-only record of every recovery, erasure, purge and rotation
---   pii.seal_new()     fills the vault (dbt's pre-hook); encrypts only
+--   pii.mask_new()     masks a set of values at once (dbt's pre-hook, `pii remask`)
+--   pii.seal_new()     fills the vault with those of them it lacks; encrypts only
 --   pii.recover(), pii.shred(), pii.rotate_hmac_key(), pii.audit()  the audited ways in
 create extension if not exists pgcrypto;
 
@@ -24,7 +25,20 @@ where is_current;
 
 revoke all on table pii.hmac_keys from public;
 
--- kind keeps domains apart: an IP and a device id that are the same string get different masks.
+-- The mask itself: HMAC-SHA256 (hex) of kind:value. kind keeps domains apart, so an IP and a
+-- device id that are the same string get different masks. A plain SQL function, so Postgres
+-- inlines it into the queries below: masking a set costs one HMAC a value.
+create or replace function pii.hmac_hex(kind text, value text, key bytea)
+returns text
+language sql
+immutable strict parallel safe
+as $fn$
+    select encode(@pgcrypto@.hmac(convert_to(kind || ':' || value, 'UTF8'), key, 'sha256'), 'hex')
+$fn$;
+
+revoke all on function pii.hmac_hex(text, text, bytea) from public;
+
+-- One value's mask with the current key (the CLI's erasure and checks; dbt masks sets).
 create or replace function pii.mask(kind text, value text)
 returns text
 language plpgsql
@@ -40,7 +54,7 @@ begin
         raise exception 'no HMAC key is installed in pii.hmac_keys'
             using hint = 'run `logins db init` with PII__HMAC_KEY set (the demo generates one)';
     end if;
-    return encode(@pgcrypto@.hmac(convert_to(kind || ':' || value, 'UTF8'), current_key, 'sha256'), 'hex');
+    return pii.hmac_hex(kind, value, current_key);
 end
 $fn$;
 
@@ -92,63 +106,101 @@ create table if not exists pii.vault (
 
 revoke all on table pii.vault from public;
 
--- Seals the (kind, value) rows of `source` (a table or view) whose mask, under the current HMAC
--- key, the vault does not hold yet. Runs as its caller (dbt's pre-hook, `pii remask`): it can
--- encrypt, never decrypt. Does nothing while no recovery key is installed. Returns how many
--- values it sealed.
+-- Masks the (kind, value) rows of `source` (a table or view; each pair once) with the current
+-- HMAC key: every value with its mask and the key's version. One query for the whole set, so
+-- a mask costs one HMAC (pii.mask() costs five times that a call, most of it looking the key
+-- up), and the caller never sees the key. Read-only, so Postgres can run it in parallel.
+create or replace function pii.mask_new(source regclass)
+returns table (kind text, value text, mask text, key_version integer)
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+begin
+    if not exists (select from pii.hmac_keys as k where k.is_current) then
+        raise exception 'no HMAC key is installed in pii.hmac_keys'
+            using hint = 'run `logins db init` with PII__HMAC_KEY set (the demo generates one)';
+    end if;
+    -- the key in a subquery, computed once: joined instead, it made the plan twice as slow
+    return query execute format($sql$
+        select
+            s.kind::text,
+            s.value::text,
+            pii.hmac_hex(s.kind, s.value, (select k.key from pii.hmac_keys as k where k.is_current)),
+            (select k.key_version from pii.hmac_keys as k where k.is_current)
+        from %s as s
+        where s.value is not null
+    $sql$, source);
+end
+$fn$;
+
+revoke all on function pii.mask_new(regclass) from public;
+
+-- Seals the (kind, value, mask) rows of `source` (pii.mask_new()'s output, kept by the caller)
+-- whose mask the vault does not hold yet. Each new mask is checked against its value with the
+-- current key first, so no caller can file a value under another value's mask. Does nothing
+-- while no recovery key is installed (`logins pii keygen`). Returns how many it sealed.
 create or replace function pii.seal_new(source regclass)
 returns integer
 language plpgsql
 volatile
+security definer
 set search_path = pg_catalog, pg_temp
 as $fn$
 declare
     sealed integer;
+    forged integer;
 begin
     if not exists (select from pii.recovery_keys where is_current) then
         return 0;
     end if;
     execute format($sql$
-        with
-
-        pending as (
-            select distinct on (masked.kind, masked.mask) masked.*
-            from (
-                select s.kind, s.value, pii.mask(s.kind, s.value) as mask from %s as s
-            ) as masked
-            where not exists (
-                select from pii.vault as v where v.kind = masked.kind and v.mask = masked.mask
-            )
-        ),
-
-        data_key as (
-            select
-                rk.recovery_key_id,
-                rk.public_key,
-                encode(@pgcrypto@.gen_random_bytes(32), 'hex') as secret
-            from pii.recovery_keys as rk
-            where rk.is_current and exists (select from pending)
-        ),
-
-        wrapped as (
-            insert into pii.data_keys (recovery_key_id, wrapped_key)
-            select recovery_key_id, @pgcrypto@.pgp_pub_encrypt(secret, public_key, 'cipher-algo=aes256')
-            from data_key
-            returning data_key_id
-        )
-
-        insert into pii.vault (kind, mask, data_key_id, ciphertext)
-        select
-            pending.kind,
-            pending.mask,
-            wrapped.data_key_id,
-            @pgcrypto@.pgp_sym_encrypt(pending.value, data_key.secret, 'cipher-algo=aes256, s2k-mode=1')
-        from pending
-        cross join data_key
-        cross join wrapped
-        on conflict (kind, mask) do nothing
+        create temporary table pii_seal_pending on commit drop as
+        select distinct on (m.kind, m.mask) m.kind::text as kind, m.value::text as value, m.mask::text as mask
+        from %s as m
+        where
+            m.value is not null
+            and not exists (select from pii.vault as v where v.kind = m.kind and v.mask = m.mask)
     $sql$, source);
+    select count(*) into forged
+    from pii_seal_pending as p
+    where p.mask != pii.hmac_hex(p.kind, p.value, (select k.key from pii.hmac_keys as k where k.is_current));
+    if forged > 0 then
+        raise exception '% value(s) given to pii.seal_new() do not match their masks', forged
+            using hint = 'pass the output of pii.mask_new() unchanged';
+    end if;
+
+    with
+
+    data_key as (
+        select
+            rk.recovery_key_id,
+            rk.public_key,
+            encode(@pgcrypto@.gen_random_bytes(32), 'hex') as secret
+        from pii.recovery_keys as rk
+        where rk.is_current and exists (select from pii_seal_pending)
+    ),
+
+    wrapped as (
+        insert into pii.data_keys (recovery_key_id, wrapped_key)
+        select data_key.recovery_key_id, @pgcrypto@.pgp_pub_encrypt(data_key.secret, data_key.public_key, 'cipher-algo=aes256')
+        from data_key
+        returning data_key_id
+    )
+
+    insert into pii.vault (kind, mask, data_key_id, ciphertext)
+    select
+        p.kind,
+        p.mask,
+        wrapped.data_key_id,
+        @pgcrypto@.pgp_sym_encrypt(p.value, data_key.secret, 'cipher-algo=aes256, s2k-mode=1')
+    from pii_seal_pending as p
+    cross join data_key
+    cross join wrapped
+    on conflict (kind, mask) do nothing;
     get diagnostics sealed = row_count;
+    drop table pii_seal_pending;
     return sealed;
 end
 $fn$;

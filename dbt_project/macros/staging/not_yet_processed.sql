@@ -9,26 +9,17 @@
     late (after a build saw a newer one) is still new, so it is picked up. The message-id
     check makes the result exact whatever order loads commit in.
 
-    With held=true (the vault's pre-hook), every row in the lookback window is kept, even of
-    loads the model already holds: a load that commits between the pre-hook and the model is
-    then sealed by the next build.
-
     A table created before this project (the exercise's pre-created user_logins) lacks
     message_id and loaded_at until the first build adds them; until then there is nothing to
     compare with, and every landed message is new. -#}
-{% macro not_yet_processed(alias, known_messages=false, held=false) -%}
+{% macro not_yet_processed(alias, known_messages=false) -%}
     {%- set existing = [] -%}
     {%- if is_incremental() -%}
         {%- for column in adapter.get_columns_in_relation(this) -%}
             {%- do existing.append(column.name | lower) -%}
         {%- endfor -%}
     {%- endif -%}
-    {%- if 'message_id' in existing and 'loaded_at' in existing and held -%}
-        {{ alias }}.loaded_at > (
-            select coalesce(max(processed.loaded_at), '-infinity'::timestamptz)
-            from {{ this }} as processed
-        ) - interval '{{ var("late_load_lookback") }}'
-    {%- elif 'message_id' in existing and 'loaded_at' in existing -%}
+    {%- if 'message_id' in existing and 'loaded_at' in existing -%}
         {{ alias }}.loaded_at in (
             select loads.inserted_at
             from {{ source('sqs', '_dlt_loads') }} as loads

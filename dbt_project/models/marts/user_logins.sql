@@ -9,8 +9,8 @@
         unique_key='message_id',
         on_schema_change='append_new_columns',
         full_refresh=false,
-        pre_hook="{{ seal_new_pii() }}",
-        post_hook="{{ ensure_output_indexes() }}",
+        pre_hook="{{ mask_new_pii() }}",
+        post_hook=["{{ ensure_output_indexes() }}", "drop table if exists {{ new_pii_masks() }}"],
     )
 }}
 
@@ -24,21 +24,36 @@ login_events as (
         and {{ not_yet_processed('events') }}
 ),
 
+-- made by the pre-hook for exactly these rows (a left join: a value without a mask fails the
+-- build on the not-null contract rather than drop its row)
+pii_masks as (
+    select
+        kind,
+        value,
+        mask,
+        key_version
+    from {{ new_pii_masks() }}
+),
+
 final as (
     select
-        user_id::varchar(128) as user_id,
-        device_type::varchar(32) as device_type,
-        {{ mask_pii('ip', 'ip') }}::varchar(256) as masked_ip,
-        {{ mask_pii('device_id', 'device_id') }}::varchar(256) as masked_device_id,
-        {{ var('pii_schema') }}.mask_key_version() as mask_key_version,
-        locale::varchar(32) as locale,
-        app_version_code as app_version,
-        create_date,
-        message_id::varchar(128) as message_id,
-        app_version::varchar(32) as app_version_string,
-        sent_at,
-        loaded_at
+        login_events.user_id::varchar(128) as user_id,
+        login_events.device_type::varchar(32) as device_type,
+        ip_masks.mask::varchar(256) as masked_ip,
+        device_id_masks.mask::varchar(256) as masked_device_id,
+        ip_masks.key_version as mask_key_version,
+        login_events.locale::varchar(32) as locale,
+        login_events.app_version_code as app_version,
+        login_events.create_date,
+        login_events.message_id::varchar(128) as message_id,
+        login_events.app_version::varchar(32) as app_version_string,
+        login_events.sent_at,
+        login_events.loaded_at
     from login_events
+    left join pii_masks as ip_masks
+        on ip_masks.kind = 'ip' and login_events.ip = ip_masks.value
+    left join pii_masks as device_id_masks
+        on device_id_masks.kind = 'device_id' and login_events.device_id = device_id_masks.value
 )
 
 select * from final

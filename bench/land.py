@@ -1,0 +1,65 @@
+"""Land N synthetic messages in raw through the loader's own dlt source, without SQS.
+
+For working on the dbt side at volume: `logins load` of 1M messages through LocalStack takes
+most of an hour here, while the rows it lands are these (same source, same dlt steps, same
+chunking); only the SQS ids and receipt are made up. The benchmark itself drains a real queue.
+
+    python -m bench.land --count 1000000      # into $PGDATABASE (PG* variables)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+from loader import synthetic
+from loader.load import _ensure_indexes, _load_chunk, make_pipeline
+from loader.settings import loader_settings, postgres_credentials
+from loader.source import ReceivedBatch
+
+
+def fake_batches(count: int, seed: int, batch_size: int = 10) -> list[ReceivedBatch]:
+    now = datetime.now(UTC)
+    sent = str(int(now.timestamp() * 1000))
+    batches: list[ReceivedBatch] = []
+    messages: list[dict[str, object]] = []
+    for body in synthetic.bodies(count, seed=seed):
+        messages.append(
+            {
+                "MessageId": str(uuid.uuid4()),
+                "Body": body,
+                "Attributes": {"SentTimestamp": sent, "ApproximateReceiveCount": "1"},
+            }
+        )
+        if len(messages) == batch_size:
+            batches.append(ReceivedBatch(messages, now))
+            messages = []
+    if messages:
+        batches.append(ReceivedBatch(messages, now))
+    return batches
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.land", description=__doc__)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    settings = loader_settings()
+    credentials = postgres_credentials()
+    pipeline = make_pipeline(settings, credentials, "bench_land")
+    started = time.monotonic()
+    landed = 0
+    while landed < args.count:
+        size = min(settings.chunk_size, args.count - landed)
+        _load_chunk(pipeline, fake_batches(size, args.seed + landed), settings, lambda _: None)
+        landed += size
+        _ensure_indexes(credentials, settings)
+        print(f"landed {landed:,} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

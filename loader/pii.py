@@ -234,8 +234,12 @@ def _erase_staging(
     with conn.cursor() as cursor:
         cursor.execute(
             sql.SQL(
-                "update {staging} as events set body = %(erased)s, ip = null, device_id = null"
-                " where body != %(erased)s and {condition}"
+                # valid logins keep no body in staging (null), only their fields
+                "update {staging} as events"
+                " set body = case when body is not null then %(erased)s end,"
+                " ip = null, device_id = null"
+                " where {condition}"
+                " and (body != %(erased)s or ip is not null or device_id is not null)"
             ).format(staging=schemas.staging_events, condition=condition),
             {"erased": ERASED_BODY, **params},
         )

@@ -32,13 +32,14 @@ def fake_batches(count: int, seed: int, batch_size: int = 10) -> list[ReceivedBa
                 "MessageId": str(uuid.uuid4()),
                 "Body": body,
                 "Attributes": {"SentTimestamp": sent, "ApproximateReceiveCount": "1"},
+                "ReceiptHandle": "",
             }
         )
         if len(messages) == batch_size:
-            batches.append(ReceivedBatch(messages, now))
+            batches.append(ReceivedBatch.from_messages(messages, now))
             messages = []
     if messages:
-        batches.append(ReceivedBatch(messages, now))
+        batches.append(ReceivedBatch.from_messages(messages, now))
     return batches
 
 

@@ -113,7 +113,7 @@ def _drain(
     try:
         with keeper, receiver:
             for chunk in receiver.chunks(settings.chunk_size, settings.chunk_seconds):
-                count = sum(len(batch.messages) for batch in chunk)
+                count = sum(len(batch) for batch in chunk)
                 stats.received += count
                 try:
                     _load_chunk(pipeline, chunk, settings, say)
@@ -127,7 +127,7 @@ def _drain(
                 if stats.chunks == 1:
                     _ensure_indexes(credentials, settings)
                 crash_point("committed")
-                handles = [m["ReceiptHandle"] for batch in chunk for m in batch.messages]
+                handles = [handle for batch in chunk for handle in batch.receipt_handles]
                 deletes.extend(deleter.submit(_delete, sqs, part) for part in chunked(handles))
                 # count finished deletes as we go: a future per 10 messages, kept to the end,
                 # made memory grow with the queue
@@ -178,7 +178,7 @@ def _load_chunk(
     pipeline: dlt.Pipeline, chunk: list[ReceivedBatch], settings: LoaderSettings, say: _Say
 ) -> None:
     """Extract and normalize to a load package on disk, then load it (with retries)."""
-    count = sum(len(batch.messages) for batch in chunk)
+    count = sum(len(batch) for batch in chunk)
     try:
         pipeline.extract(sqs_logins(chunk), loader_file_format=FILE_FORMAT)
         crash_point("extracted")
@@ -216,7 +216,7 @@ def _load_with_retries(
 
 
 def _release(sqs: SqsQueue, batches: list[ReceivedBatch]) -> None:
-    handles = [m["ReceiptHandle"] for batch in batches for m in batch.messages]
+    handles = [handle for batch in batches for handle in batch.receipt_handles]
     for part in chunked(handles):
         try:
             sqs.release(part)

@@ -82,7 +82,7 @@ class Receiver:
                 self._budget.give_back(wanted - len(messages))
                 if not messages:
                     return  # a long poll came back empty: the queue is drained
-                batch = ReceivedBatch(messages, datetime.now(UTC))
+                batch = ReceivedBatch.from_messages(messages, datetime.now(UTC))
                 if self._on_receive:
                     self._on_receive(batch)
                 crash_point("received")
@@ -111,7 +111,7 @@ class Receiver:
                 if not chunk:
                     deadline = time.monotonic() + chunk_seconds
                 chunk.append(item)
-                count += len(item.messages)
+                count += len(item)
             if chunk and (count >= chunk_size or time.monotonic() >= deadline):
                 yield chunk
                 chunk, count = [], 0

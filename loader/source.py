@@ -42,35 +42,52 @@ _ARROW_SCHEMA = pa.schema(
 )
 
 
+# One message as raw keeps it: message_id, body, sent_at (epoch ms), receive_count, and the
+# system and message attributes as JSON text.
+RawRow = tuple[str, str, int | None, int | None, str | None, str | None]
+
+
 @dataclass(frozen=True)
 class ReceivedBatch:
-    """What one ReceiveMessage call returned, and when."""
+    """What one ReceiveMessage call returned, and when: the rows raw keeps and the receipt
+    handles to delete them with. Made in the receiver thread, so botocore's larger response
+    dicts are freed at once (a chunk in flight is a third the memory)."""
 
-    messages: list[dict[str, Any]]
+    rows: list[RawRow]
+    receipt_handles: list[str]
     received_at: datetime
+
+    @classmethod
+    def from_messages(
+        cls, messages: Sequence[dict[str, Any]], received_at: datetime
+    ) -> ReceivedBatch:
+        rows: list[RawRow] = []
+        for message in messages:
+            attributes = message.get("Attributes") or {}
+            sent = attributes.get("SentTimestamp")
+            count = attributes.get("ApproximateReceiveCount")
+            custom = message.get("MessageAttributes")
+            rows.append(
+                (
+                    message["MessageId"],
+                    message["Body"],
+                    int(sent) if sent is not None else None,
+                    int(count) if count is not None else None,
+                    orjson.dumps(attributes).decode() if attributes else None,
+                    orjson.dumps(custom).decode() if custom else None,
+                )
+            )
+        return cls(rows, [m["ReceiptHandle"] for m in messages], received_at)
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 def to_arrow(batches: Sequence[ReceivedBatch]) -> pa.Table:
-    message_ids: list[str] = []
-    bodies: list[str] = []
-    sent_at: list[int | None] = []
-    receive_counts: list[int | None] = []
-    received_at: list[datetime] = []
-    system_attributes: list[str | None] = []
-    message_attributes: list[str | None] = []
-    for batch in batches:
-        for message in batch.messages:
-            attributes = message.get("Attributes") or {}
-            message_ids.append(message["MessageId"])
-            bodies.append(message["Body"])
-            sent = attributes.get("SentTimestamp")
-            sent_at.append(int(sent) if sent is not None else None)
-            count = attributes.get("ApproximateReceiveCount")
-            receive_counts.append(int(count) if count is not None else None)
-            received_at.append(batch.received_at)
-            system_attributes.append(orjson.dumps(attributes).decode() if attributes else None)
-            custom = message.get("MessageAttributes")
-            message_attributes.append(orjson.dumps(custom).decode() if custom else None)
+    rows = [row for batch in batches for row in batch.rows]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+    received_at = [batch.received_at for batch in batches for _ in batch.rows]
+    message_ids, bodies, sent_at, receive_counts, system_attributes, message_attributes = columns
     return pa.Table.from_arrays(
         [
             pa.array(message_ids, pa.string()),

@@ -60,7 +60,7 @@ class VisibilityKeeper:
             ]
             for batch in due:
                 self._held[id(batch)] = (batch, now)
-        handles = [m["ReceiptHandle"] for batch in due for m in batch.messages]
+        handles = [handle for batch in due for handle in batch.receipt_handles]
         for part in chunked(handles):
             try:
                 self._sqs.extend(part, self._timeout)

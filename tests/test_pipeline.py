@@ -150,10 +150,10 @@ def _land_without_deleting(pipeline: Pipeline, visibility_timeout: int) -> None:
         "queue = SqsQueue(settings)\n"
         "batches = []\n"
         "while messages := queue.receive():\n"
-        "    batches.append(ReceivedBatch(messages, datetime.now(UTC)))\n"
+        "    batches.append(ReceivedBatch.from_messages(messages, datetime.now(UTC)))\n"
         "make_pipeline(loader_settings(), postgres_credentials()).run(\n"
         "    sqs_logins(batches), loader_file_format='csv').raise_on_failed_jobs()\n"
-        "print(sum(len(b.messages) for b in batches))\n"
+        "print(sum(len(b) for b in batches))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

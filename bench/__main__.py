@@ -3,7 +3,8 @@
 In one run, on one native LocalStack and one fresh Postgres database:
 1. a bare boto3 drain of N messages (receive 10 + delete-batch) at the loader's concurrency;
 2. `logins load` of N messages: wall time, CPU per message, and their ratios to the drain's;
-3. `dbt build` over everything landed, then incremental builds after 10k more messages;
+3. `dbt build` over everything landed, then incremental builds after 10k more messages, then
+   the nightly `dbt build --selector full_check` (whole-table checks);
 4. the loader's peak RSS at N (and at 1M with --million).
 Drain and load alternate, each `--repeat` times, so both see the same machine load.
 Prints a table and writes bench/results/<time>.json (and latest.json).
@@ -255,6 +256,8 @@ def measure(bench: Bench, args: argparse.Namespace, stamp: datetime) -> dict[str
     for _ in range(args.repeat):
         bench.load(args.incremental)
         incremental.append(bench.dbt_build())
+    # the nightly check (selectors.yml): nothing new to build, every whole-table test
+    full_check = bench.dbt_build("--selector", "full_check")
     outcomes = bench.check_outcomes()
 
     result: dict[str, Any] = {
@@ -278,6 +281,7 @@ def measure(bench: Bench, args: argparse.Namespace, stamp: datetime) -> dict[str
             "full": [s.wall for s in full],
             "incremental_rows": args.incremental,
             "incremental": [s.wall for s in incremental],
+            "full_check": full_check.wall,
         },
         "peak_rss_mb": {"n": [s.peak_rss_mb for s in loads]},
         "outcomes": outcomes,
@@ -346,6 +350,12 @@ def render(result: dict[str, Any]) -> str:
         ranged(dbt["incremental"], ".1f") + " s",
         f"<= {TARGETS['dbt_incremental_seconds']:.0f} s {verdict(incremental_ok)}"
         + ("" if at_1m else " (on 1M: --million)"),
+    )
+    checked_rows = dbt["full_raw_rows"] + dbt["incremental_rows"] * len(dbt["incremental"])
+    row(
+        f"dbt build --selector full_check ({checked_rows:,} raw rows)",
+        f"{dbt['full_check']:.1f} s",
+        "(nightly: whole-table checks)",
     )
     rss = result["peak_rss_mb"]
     row(

@@ -43,3 +43,29 @@ def test_compose_files_match_their_schema() -> None:
     assert len(compose_files) == 2  # the default stack and the exercise's images
     result = _run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *compose_files)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _dbt_tests(*selection: str) -> set[str]:
+    result = _run(
+        "dbt", "ls", "--resource-type", "test", "--resource-type", "unit_test", "--output",
+        "name", "--quiet", "--project-dir", str(REPO), "--profiles-dir", str(REPO), *selection,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return set(result.stdout.split())
+
+
+def test_a_plain_build_runs_only_checks_that_grow_with_new_data() -> None:
+    """selectors.yml: whole-table checks and unit tests are the nightly full check."""
+    per_build = _dbt_tests()
+    full = _dbt_tests("--selector", "full_check")
+    whole_table = {
+        "assert_every_message_lands_exactly_once",
+        "unique_user_logins_message_id",
+        "sha256_hex_user_logins_masked_ip",
+        "sha256_hex_user_logins_masked_device_id",
+    }
+    assert whole_table <= full
+    assert not whole_table & per_build
+    assert "unique_stg_sqs__login_event_rejects_message_id" in per_build
+    assert {"each_bad_message_gets_its_reason", "keeps_last_delivery_ignores_uncommitted"} <= full
+    assert not {name for name in per_build if name.startswith(("each_", "keeps_", "app_"))}

@@ -10,7 +10,6 @@ message id; a load package a crash left on disk is finished by the next run.
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from collections.abc import Callable
@@ -78,11 +77,6 @@ def run_load(
     progress: bool = True,
 ) -> LoadStats:
     say = _printer(progress)
-    # Each message allocates many short-lived objects (botocore's parsed answers), and with
-    # dlt, pyarrow and botocore loaded a full collection walks about a million long-lived
-    # ones: freeze those and collect less often (about 8% of the loader's CPU, README).
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
     # Check both ends before touching a message: a refusal leaves the queue as it was.
     warehouse.check(credentials)
     sqs = SqsQueue(sqs_settings, max_connections=2 * settings.receivers + 2)

@@ -27,7 +27,7 @@ from loader.faults import crash_point
 from loader.receiver import Receiver
 from loader.settings import LoaderSettings, SqsSettings
 from loader.slots import pipeline_slot
-from loader.source import RAW_TABLE, ReceivedBatch, sqs_logins
+from loader.source import RAW_TABLE, ReceivedBatch, receipt_handles, sqs_logins
 from loader.sqs import SqsQueue, chunked
 from loader.visibility import VisibilityKeeper
 
@@ -127,7 +127,7 @@ def _drain(
                 if stats.chunks == 1:
                     _ensure_indexes(credentials, settings)
                 crash_point("committed")
-                handles = [handle for batch in chunk for handle in batch.receipt_handles]
+                handles = receipt_handles(chunk)
                 deletes.extend(deleter.submit(_delete, sqs, part) for part in chunked(handles))
                 # count finished deletes as we go: a future per 10 messages, kept to the end,
                 # made memory grow with the queue
@@ -216,7 +216,7 @@ def _load_with_retries(
 
 
 def _release(sqs: SqsQueue, batches: list[ReceivedBatch]) -> None:
-    handles = [handle for batch in batches for handle in batch.receipt_handles]
+    handles = receipt_handles(batches)
     for part in chunked(handles):
         try:
             sqs.release(part)

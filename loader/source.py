@@ -83,6 +83,11 @@ class ReceivedBatch:
         return len(self.rows)
 
 
+def receipt_handles(batches: Sequence[ReceivedBatch]) -> list[str]:
+    """Every receipt handle of `batches`, in order (to delete, release or extend them)."""
+    return [handle for batch in batches for handle in batch.receipt_handles]
+
+
 def to_arrow(batches: Sequence[ReceivedBatch]) -> pa.Table:
     rows = [row for batch in batches for row in batch.rows]
     columns = list(zip(*rows, strict=True)) if rows else [()] * 6

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from loader.source import ReceivedBatch
+from loader.source import ReceivedBatch, receipt_handles
 from loader.sqs import SqsQueue, SqsUnavailable, chunked
 
 
@@ -60,7 +60,7 @@ class VisibilityKeeper:
             ]
             for batch in due:
                 self._held[id(batch)] = (batch, now)
-        handles = [handle for batch in due for handle in batch.receipt_handles]
+        handles = receipt_handles(due)
         for part in chunked(handles):
             try:
                 self._sqs.extend(part, self._timeout)

@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 
 from loader import synthetic
-from loader.load import _ensure_indexes, _load_chunk, make_pipeline
+from loader.load import _ensure_indexes, _load_chunk, _refresh_statistics, make_pipeline
 from loader.settings import loader_settings, postgres_credentials
 from loader.source import ReceivedBatch
 
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         landed += size
         _ensure_indexes(credentials, settings)
         print(f"landed {landed:,} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+    _refresh_statistics(credentials, settings)  # as `logins load` does at its end
     return 0
 
 

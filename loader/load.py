@@ -147,6 +147,8 @@ def _drain(
 
     if stats.landed == 0:
         _ensure_raw_table(pipeline, credentials, settings, say)
+    else:
+        _refresh_statistics(credentials, settings)
     if stats.delete_failed:
         detail = f" ({stats.delete_errors[0]})" if stats.delete_errors else ""
         raise SqsUnavailable(
@@ -254,6 +256,12 @@ def _finish_pending_packages(pipeline: dlt.Pipeline, settings: LoaderSettings, s
 def _ensure_indexes(credentials: PostgresCredentials, settings: LoaderSettings) -> None:
     with warehouse.connect(credentials) as conn:
         warehouse.ensure_raw_indexes(conn, settings.dataset_name, RAW_TABLE)
+
+
+def _refresh_statistics(credentials: PostgresCredentials, settings: LoaderSettings) -> None:
+    """For the `dbt build` that follows (about 0.3 s at 1M raw rows: ANALYZE samples)."""
+    with warehouse.connect(credentials) as conn:
+        warehouse.analyze(conn, settings.dataset_name, [RAW_TABLE, "_dlt_loads"])
 
 
 def _ensure_raw_table(

@@ -148,6 +148,17 @@ def ensure_raw_indexes(conn: Connection, dataset: str, table: str) -> None:
             )
 
 
+def analyze(conn: Connection, schema: str, tables: list[str]) -> None:
+    """Fresh planner statistics. dbt's incremental plans estimate new rows through
+    `_dlt_loads`: never analyzed, it reads as two rows, and staging's dedupe then hashed all of
+    raw (0.9 s at 1M) instead of probing the message-id index for the new rows (0.1 s)."""
+    with conn.cursor() as cursor:
+        for table in tables:
+            cursor.execute(
+                sql.SQL("analyze {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+            )
+
+
 def table_exists(conn: Connection, schema: str, table: str) -> bool:
     with conn.cursor() as cursor:
         cursor.execute("select to_regclass(%s) is not null", (f'"{schema}"."{table}"',))

@@ -73,6 +73,14 @@ def test_real_sample_lands_masked_and_complete(
     # every message was deleted from the queue, none is left in flight
     assert pipeline.queue.counts() == {"visible": 0, "in_flight": 0}
 
+    # the load left planner statistics for the build that follows (not autovacuum's: its
+    # own timing)
+    analyzed = pipeline.query(
+        "select relname from pg_stat_user_tables"
+        " where schemaname = 'raw' and last_analyze is not null order by relname"
+    )
+    assert analyzed == [("_dlt_loads",), ("login_messages",)]
+
 
 def test_masks_are_keyed_and_deterministic(pipeline: Pipeline, sample_lines: list[str]) -> None:
     first = json.loads(sample_lines[0])

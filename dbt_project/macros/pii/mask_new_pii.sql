@@ -28,6 +28,11 @@
     select * from {{ var('pii_schema') }}.mask_new('pg_temp.new_pii_values');
 
     analyze {{ new_pii_masks() }};
+    {%- if is_incremental() %}
+    -- an incremental build's new rows are found by load (not_yet_processed), which the
+    -- planner estimates at one row: without an index it scanned the masks for each of them
+    create index on {{ new_pii_masks() }} (kind, value);
+    {%- endif %}
 
     select {{ var('pii_schema') }}.seal_new('{{ new_pii_masks() }}')
 {%- endmacro %}

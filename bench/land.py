@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 
 from loader import synthetic
-from loader.load import _ensure_indexes, _load_chunk, _refresh_statistics, make_pipeline
+from loader.load import _load_chunk, _prepare_raw_table, _refresh_statistics, make_pipeline
 from loader.settings import loader_settings, postgres_credentials
 from loader.source import ReceivedBatch
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         size = min(settings.chunk_size, args.count - landed)
         _load_chunk(pipeline, fake_batches(size, args.seed + landed), settings, lambda _: None)
         landed += size
-        _ensure_indexes(credentials, settings)
+        _prepare_raw_table(credentials, settings)
         print(f"landed {landed:,} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
     _refresh_statistics(credentials, settings)  # as `logins load` does at its end
     return 0

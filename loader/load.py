@@ -125,7 +125,7 @@ def _drain(
                 stats.landed += count
                 stats.chunks += 1
                 if stats.chunks == 1:
-                    _ensure_indexes(credentials, settings)
+                    _prepare_raw_table(credentials, settings)
                 crash_point("committed")
                 handles = receipt_handles(chunk)
                 deletes.extend(deleter.submit(_delete, sqs, part) for part in chunked(handles))
@@ -253,9 +253,9 @@ def _finish_pending_packages(pipeline: dlt.Pipeline, settings: LoaderSettings, s
     return pending
 
 
-def _ensure_indexes(credentials: PostgresCredentials, settings: LoaderSettings) -> None:
+def _prepare_raw_table(credentials: PostgresCredentials, settings: LoaderSettings) -> None:
     with warehouse.connect(credentials) as conn:
-        warehouse.ensure_raw_indexes(conn, settings.dataset_name, RAW_TABLE)
+        warehouse.prepare_raw_table(conn, settings.dataset_name, RAW_TABLE)
 
 
 def _refresh_statistics(credentials: PostgresCredentials, settings: LoaderSettings) -> None:
@@ -272,7 +272,7 @@ def _ensure_raw_table(
         if warehouse.table_exists(conn, settings.dataset_name, RAW_TABLE):
             return
     _load_chunk(pipeline, [], settings, say)
-    _ensure_indexes(credentials, settings)
+    _prepare_raw_table(credentials, settings)
 
 
 def _reason(error: BaseException) -> str:

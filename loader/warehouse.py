@@ -134,18 +134,54 @@ def install_hmac_key(conn: Connection, key: bytes | None) -> str:
         return "present"
 
 
-def ensure_raw_indexes(conn: Connection, dataset: str, table: str) -> None:
-    """Indexes the staging model's dedupe and the marts' incremental filter rely on."""
+# Postgres 15 has no pg_input_is_valid: a cast that fails aborts the statement, so JSON
+# validity is a function with an exception block. Such a block is a subtransaction, which
+# Postgres refuses in a parallel query: computed here, as each row is landed (a few us a row
+# of Postgres time, during COPY), staging reads a plain boolean and runs in parallel.
+BODY_IS_JSON = "body_is_json"
+_IS_JSON_FUNCTION = """
+create or replace function {schema}.is_json(value text)
+returns boolean
+language plpgsql immutable strict parallel unsafe
+as $fn$
+begin
+    return value::jsonb is not null;
+exception when others then
+    return false;
+end
+$fn$
+"""
+
+
+def prepare_raw_table(conn: Connection, dataset: str, table: str) -> None:
+    """What staging relies on beyond dlt's columns: indexes for its dedupe and the marts'
+    incremental filter, and `body_is_json` (stored, computed by Postgres from the body, so it
+    follows every change of it, erasure included). Idempotent; concurrent loaders wait for
+    each other. Adding the column to a table that already holds rows rewrites it, once."""
+    names = {"schema": sql.Identifier(dataset), "table": sql.Identifier(table)}
     with conn.cursor() as cursor:
+        cursor.execute("begin")
+        cursor.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{dataset}.{table}",))
         for column in ("message_id", "_dlt_load_id"):
             cursor.execute(
-                sql.SQL("create index if not exists {} on {}.{} ({})").format(
-                    sql.Identifier(f"{table}__{column}_idx"),
-                    sql.Identifier(dataset),
-                    sql.Identifier(table),
-                    sql.Identifier(column),
+                sql.SQL("create index if not exists {} on {schema}.{table} ({})").format(
+                    sql.Identifier(f"{table}__{column}_idx"), sql.Identifier(column), **names
                 )
             )
+        cursor.execute(
+            "select 1 from information_schema.columns"
+            " where table_schema = %s and table_name = %s and column_name = %s",
+            (dataset, table, BODY_IS_JSON),
+        )
+        if cursor.fetchone() is None:
+            cursor.execute(sql.SQL(_IS_JSON_FUNCTION).format(schema=names["schema"]))
+            cursor.execute(
+                sql.SQL(
+                    "alter table {schema}.{table} add column {column} boolean"
+                    " generated always as ({schema}.is_json(body)) stored"
+                ).format(column=sql.Identifier(BODY_IS_JSON), **names)
+            )
+        cursor.execute("commit")
 
 
 def analyze(conn: Connection, schema: str, tables: list[str]) -> None:

@@ -7,16 +7,15 @@
     and get one code; the exact string is kept beside it. Minor and patch must be 0-99 and
     major 0-9999, or codes could collide or overflow: such versions are rejected.
 
-    app_version_parts(value) is its components as text[] (null when the value is not such a
-    version); app_version_code(parts) encodes them. The shape is checked with `~` and split
-    with string_to_array: regexp_match with capture groups costs about 20 times more. -#}
-{% macro app_version_parts(value) -%}
+    app_version_code(value) is that integer, or null when the value is not such a version. The
+    shape is checked with `~` and the parts read with split_part: regexp_match with capture
+    groups costs about 20 times more. -#}
+{% macro app_version_code(value) -%}
     case
         when {{ value }} ~ '^[0-9]{1,4}\.[0-9]{1,2}(\.[0-9]{1,2})?$'
-            then string_to_array({{ value }}, '.')
+            then
+                split_part({{ value }}, '.', 1)::integer * 10000
+                + split_part({{ value }}, '.', 2)::integer * 100
+                + coalesce(nullif(split_part({{ value }}, '.', 3), '')::integer, 0)
     end
-{%- endmacro %}
-
-{% macro app_version_code(parts) -%}
-    ({{ parts }}[1]::integer * 10000 + {{ parts }}[2]::integer * 100 + coalesce({{ parts }}[3]::integer, 0))
 {%- endmacro %}

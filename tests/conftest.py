@@ -190,6 +190,19 @@ def queue(sqs_endpoint: str) -> Iterator[Queue]:
     client.delete_queue(QueueUrl=url)
 
 
+def run_venv_tool(*command: str) -> subprocess.CompletedProcess[str]:
+    """One of the project's own tools (dbt, ruff, ...) from this venv, in the repo folder."""
+    bin_dir = Path(sys.executable).parent
+    return subprocess.run(
+        [str(bin_dir / command[0]), *command[1:]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 def connect(database: str, **overrides: Any) -> Any:
     conn = psycopg2.connect(dbname=database, **{**PG, **overrides})
     conn.autocommit = True

@@ -9,11 +9,8 @@ inet's. Compared here on thousands of generated candidates, plus the classic edg
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
-from pathlib import Path
 
-from tests.conftest import REPO, connect
+from tests.conftest import REPO, connect, run_venv_tool
 
 EDGE_CASES = [
     "::", "::1", "1::", "::ffff:1.2.3.4", "::FFFF:10.0.0.1", "2001:db8::1", "2001:DB8:0:0:0:0:0:1",
@@ -62,24 +59,11 @@ def _generated(count: int, seed: int = 6) -> list[str]:
 
 def _canonical_ip_sql(column: str) -> str:
     """The macro as dbt compiles it."""
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dbt"),
-            "compile",
-            "--quiet",
-            "--inline",
-            f"select {{{{ canonical_ip('{column}') }}}}",
-            "--project-dir",
-            str(REPO),
-            "--profiles-dir",
-            str(REPO),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    result = run_venv_tool(
+        "dbt", "compile", "--quiet", "--inline", f"select {{{{ canonical_ip('{column}') }}}}",
+        "--project-dir", str(REPO), "--profiles-dir", str(REPO),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     compiled = result.stdout.strip()
     assert compiled.startswith("select case"), compiled
     return compiled.removeprefix("select ")

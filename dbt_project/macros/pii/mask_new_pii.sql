@@ -10,6 +10,7 @@
     set local work_mem = '256MB';
 
     -- each kind on its own: one distinct over both kinds at once took ten times as long
+    {%- set new_rows = not_yet_processed('events') %}
     create or replace temporary view new_pii_values as
     {%- for kind in ['ip', 'device_id'] %}
     select distinct
@@ -18,7 +19,7 @@
     from {{ ref('stg_sqs__login_events') }} as events
     where
         events.reject_reason is null
-        and {{ not_yet_processed('events') }}
+        and {{ new_rows }}
     {{ 'union all' if not loop.last else ';' }}
     {%- endfor %}
 

@@ -7,8 +7,9 @@
     one mask. The cast runs only on what the regex accepts, all of which inet reads: no
     exception block, so staging can run in parallel (tests/test_ip_addresses.py compares both
     on thousands of candidates; the one form inet reads and the regex does not is an IPv4
-    tail of three numbers, ::1.2.3, which is no address). An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4
-    address. Prefixes (/n) and zone ids (%eth0) are not addresses. -#}
+    tail of three numbers, ::1.2.3, which is no address). An IPv4-mapped IPv6 address
+    (::ffff:a.b.c.d) is the IPv4 address. Prefixes (/n) and zone ids (%eth0) are not
+    addresses. -#}
 {% macro canonical_ip(value) -%}
     case
         when {{ value }} ~ '^{{ ipv4_pattern() }}$'

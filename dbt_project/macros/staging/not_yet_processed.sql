@@ -46,8 +46,9 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Commit times (ISO 8601 in UTC to the microsecond, whatever the session's DateStyle) of the committed loads `this` holds nothing of
-    yet, within the late-load lookback before the newest load it holds. -#}
+{#- Commit times (ISO 8601 in UTC to the microsecond, whatever the session's DateStyle) of
+    the committed loads `this` holds nothing of yet, within the late-load lookback before the
+    newest load it holds. -#}
 {% macro new_loads() -%}
     {%- if not execute -%}
         {{ return([]) }}

@@ -30,6 +30,8 @@
 }}
 
 {%- set required_strings = ['user_id', 'device_type', 'ip', 'device_id', 'app_version'] -%}
+{#- whether raw holds the loader's `body_is_json` (a catalog query: asked once) -#}
+{%- set has_json_flag = raw_has_json_flag() -%}
 {%- set max_lengths = {'user_id': 128, 'device_type': 32, 'locale': 32} -%}
 {%- set known_fields = required_strings + ['locale'] -%}
 {#- the column holding each field's text, where it is not the field's name -#}
@@ -56,7 +58,7 @@ deliveries as not materialized (
         messages._dlt_load_id as load_id,
         committed_loads.loaded_at,
         messages.body,
-        {%- if raw_has_json_flag() %}
+        {%- if has_json_flag %}
         messages.body_is_json,
         {%- endif %}
         messages.sent_at,
@@ -94,7 +96,7 @@ parsed as (
         body_json.doc,
         body_fields.*
     from latest_deliveries
-    cross join lateral unnest(array[{{ parse_body_jsonb('latest_deliveries') }}]) as body_json (doc)
+    cross join lateral unnest(array[{{ parse_body_jsonb('latest_deliveries', has_json_flag) }}]) as body_json (doc)
     -- each field looked up once a row, all in one row value
     cross join lateral unnest(array[row(
         {%- for field in known_fields %}

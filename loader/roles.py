@@ -2,8 +2,9 @@
 
   loader       writes the raw schema, and nothing else
   transformer  what `dbt build` needs: reads raw, owns staging and the marts, calls
-               pii.mask_new() and pii.seal_new() to mask new values and seal them in the vault;
-               cannot read the HMAC keys or the vault, and no private key is in the database
+               pii.mask_rows() and pii.seal_new() to mask new rows and seal their values in
+               the vault; cannot read the HMAC keys or the vault, and no private key is in
+               the database
   analyst      reads the marts only: no raw, staging or pii (so not even pii.mask(), which
                would let them hash all 2^32 IPv4 addresses)
   pii_admin    recovery, erasure, retention and rotation, through pii's audited functions
@@ -29,11 +30,12 @@ from loader.source import RAW_TABLE
 PII_FUNCTIONS_FOR_TRANSFORMER = (
     "mask(text, text)",
     "mask_key_version()",
-    "mask_new(regclass)",
+    "mask_rows(regclass, text[])",
     "seal_new(regclass)",
 )
 PII_FUNCTIONS_FOR_ADMIN = (
     *PII_FUNCTIONS_FOR_TRANSFORMER,
+    "mask_new(regclass)",
     "recover(text, text[], text[])",
     "shred(text, text[], text[])",
     "audit(text, text, integer)",
@@ -165,6 +167,8 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
         run(f"grant execute on function pii.{function} to {{transformer}}", **r)
     for function in PII_FUNCTIONS_FOR_ADMIN:
         run(f"grant execute on function pii.{function} to {{admin}}", **r)
+    # dbt masked distinct values with it before pii.mask_rows(); now only remask does
+    run("revoke execute on function pii.mask_new(regclass) from {transformer}", **r)
     # sealing happens inside pii.seal_new(), as its owner: no one writes the vault directly
     run("grant select, insert, update on pii.recovery_keys to {admin}", **r)
     for table in ("data_keys", "vault"):

@@ -4,7 +4,8 @@
 --   pii.recovery_keys  OpenPGP public keys the originals are encrypted to (no private key here)
 --   pii.vault          each distinct masked value once, encrypted (envelope: pii.data_keys)
 --   pii.audit_log      append-only record of every recovery, erasure, purge and rotation
---   pii.mask_new()     masks a set of values at once (dbt's pre-hook, `pii remask`)
+--   pii.mask_rows()    masks the new rows' values at once (dbt's pre-hook)
+--   pii.mask_new()     masks a set of distinct values at once (`pii remask`)
 --   pii.seal_new()     fills the vault with those of them it lacks; encrypts only
 --   pii.recover(), pii.shred(), pii.rotate_hmac_key(), pii.audit()  the audited ways in
 create extension if not exists pgcrypto;
@@ -27,11 +28,13 @@ revoke all on table pii.hmac_keys from public;
 
 -- The mask itself: HMAC-SHA256 (hex) of kind:value. kind keeps domains apart, so an IP and a
 -- device id that are the same string get different masks. A plain SQL function, so Postgres
--- inlines it into the queries below: masking a set costs one HMAC a value.
+-- inlines it into the queries below: masking a set costs one HMAC a value. Stable, as
+-- convert_to() is: declared immutable, it was not inlined and cost twice as much (2M HMACs,
+-- 4.1 s against 2.2 s).
 create or replace function pii.hmac_hex(kind text, value text, key bytea)
 returns text
 language sql
-immutable strict parallel safe
+stable strict parallel safe
 as $fn$
     select encode(@pgcrypto@.hmac(convert_to(kind || ':' || value, 'UTF8'), key, 'sha256'), 'hex')
 $fn$;
@@ -137,10 +140,54 @@ $fn$;
 
 revoke all on function pii.mask_new(regclass) from public;
 
--- Seals the (kind, value, mask) rows of `source` (pii.mask_new()'s output, kept by the caller)
--- whose mask the vault does not hold yet. Each new mask is checked against its value with the
--- current key first, so no caller can file a value under another value's mask. Does nothing
--- while no recovery key is installed (`logins pii keygen`). Returns how many it sealed.
+-- Masks each row of `source` at once: the columns named by `kinds` (a column per kind, the
+-- kind its domain), keyed by the row's `row_key` column; masks in the order of `kinds`, null
+-- for a null value. No distinct first: each row's HMACs are made where the row is read, so
+-- Postgres computes them in parallel workers (a distinct before them kept them in the leader:
+-- 1M rows: 4.7 s as distinct values, 2.9 s as rows).
+create or replace function pii.mask_rows(source regclass, kinds text[])
+returns table (row_key text, masks text[], key_version integer)
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    mask_list text;
+begin
+    if not exists (select from pii.hmac_keys as k where k.is_current) then
+        raise exception 'no HMAC key is installed in pii.hmac_keys'
+            using hint = 'run `logins db init` with PII__HMAC_KEY set (the demo generates one)';
+    end if;
+    select string_agg(
+        format(
+            'pii.hmac_hex(%L, s.%I::text, (select k.key from pii.hmac_keys as k where k.is_current))',
+            kind, kind
+        ),
+        ', ' order by position
+    )
+    into mask_list
+    from unnest(kinds) with ordinality as kinds_given (kind, position);
+    if mask_list is null then
+        raise exception 'pii.mask_rows() needs at least one kind to mask';
+    end if;
+    return query execute format($sql$
+        select
+            s.row_key::text,
+            array[%s],
+            (select k.key_version from pii.hmac_keys as k where k.is_current)
+        from %s as s
+    $sql$, mask_list, source);
+end
+$fn$;
+
+revoke all on function pii.mask_rows(regclass, text[]) from public;
+
+-- Seals the (kind, value, mask) rows of `source` (values with the masks pii.mask_new() or
+-- pii.mask_rows() made for them) whose mask the vault does not hold yet. Each new mask is
+-- checked against its value with the current key first, so no caller can file a value under
+-- another value's mask. Does nothing while no recovery key is installed (`logins pii keygen`).
+-- Returns how many it sealed.
 create or replace function pii.seal_new(source regclass)
 returns integer
 language plpgsql
@@ -168,7 +215,7 @@ begin
     where p.mask != pii.hmac_hex(p.kind, p.value, (select k.key from pii.hmac_keys as k where k.is_current));
     if forged > 0 then
         raise exception '% value(s) given to pii.seal_new() do not match their masks', forged
-            using hint = 'pass the output of pii.mask_new() unchanged';
+            using hint = 'pass each value with the mask pii.mask_new() or pii.mask_rows() made for it';
     end if;
 
     with

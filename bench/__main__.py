@@ -62,7 +62,14 @@ def say(message: str) -> None:
 class Bench:
     """One benchmark run: its queue, database, environment and measurements."""
 
-    def __init__(self, args: argparse.Namespace, port: int, database: str, work: Path) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        port: int,
+        database: str,
+        work: Path,
+        emulator_pid: int | None = None,
+    ) -> None:
         self.args = args
         self.database = database
         self.work = work
@@ -100,6 +107,8 @@ class Bench:
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
         self.steps = 0
+        # whose CPU each step records beside its own: what else kept the two cores busy
+        self.servers = {"postgres": self.postmaster_pid(), "emulator": emulator_pid}
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -124,6 +133,14 @@ class Bench:
         took = time.monotonic() - started
         say(f"seeded {count:,} messages in {took:.1f} s ({count / took:,.0f} msg/s)")
 
+    def postmaster_pid(self) -> int | None:
+        """Postgres' postmaster, if it runs on this machine and its data folder is readable."""
+        try:
+            data_directory = Path(str(self.query("show data_directory")))
+            return int((data_directory / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError, psycopg2.Error):
+            return None
+
     def waiting(self) -> int:
         queue = SqsQueue(SqsSettings(queue_url=self.queue_url))
         counts = queue.approximate_counts()
@@ -134,11 +151,14 @@ class Bench:
     def _run(self, name: str, command: list[str], messages: int = 0) -> tuple[Sample, str]:
         self.steps += 1
         log = self.work / f"{self.steps:02d}-{name}.log"
-        sample, out = run_measured(command, self.env, log, messages, cwd=REPO)
+        sample, out = run_measured(command, self.env, log, messages, cwd=REPO, servers=self.servers)
+        beside = (("Postgres", sample.postgres_cpu), ("LocalStack", sample.emulator_cpu))
+        servers = ", ".join(f"{who} {used:.1f} s" for who, used in beside if used is not None)
         say(
             f"{name}: {sample.wall:.1f} s wall, {sample.cpu:.1f} s CPU"
             + (f" ({sample.cpu_us_per_message:.0f} us/msg)" if messages else "")
             + f", peak RSS {sample.peak_rss_mb:.0f} MB, load avg {sample.load_average:.2f}"
+            + (f"; meanwhile CPU of {servers}" if servers else "")
         )
         return sample, out
 
@@ -224,8 +244,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cursor.execute(f'create database "{database}"')
     say(f"database {database}, LocalStack on 127.0.0.1:{port}, work folder {work}")
     try:
-        with localstack.running(HOME, port):
-            bench = Bench(args, port, database, work)
+        with localstack.running(HOME, port) as emulator:
+            bench = Bench(args, port, database, work, emulator.pid)
             bench.create_queue()
             return measure(bench, args, stamp)
     finally:
@@ -283,6 +303,11 @@ def measure(bench: Bench, args: argparse.Namespace, stamp: datetime) -> dict[str
             "incremental_rows": args.incremental,
             "incremental": [s.wall for s in incremental],
             "full_check": full_check.wall,
+            "samples": {
+                "full": [s.as_dict() for s in full],
+                "incremental": [s.as_dict() for s in incremental],
+                "full_check": full_check.as_dict(),
+            },
         },
         "peak_rss_mb": {"n": [s.peak_rss_mb for s in loads]},
         "outcomes": outcomes,
@@ -345,6 +370,14 @@ def render(result: dict[str, Any]) -> str:
         f"<= {TARGETS['dbt_full_1m_seconds']:.0f} s at 1M "
         + (verdict(full_ok) if at_1m else "(run with --million)"),
     )
+    first = dbt.get("samples", {}).get("full", [{}])[0]
+    beside = [
+        f"{server} {first[key]:.1f} s"
+        for server, key in (("Postgres", "postgres_cpu"), ("LocalStack", "emulator_cpu"))
+        if first.get(key) is not None
+    ]
+    if beside:
+        row("  CPU meanwhile (2 cores)", ", ".join(beside))
     incremental_ok = max(dbt["incremental"]) <= TARGETS["dbt_incremental_seconds"]
     row(
         f"dbt build, incremental (+{dbt['incremental_rows']:,})",

@@ -19,6 +19,9 @@ class Sample:
     peak_rss_mb: float
     messages: int
     load_average: float  # 1-minute load average when it started (2 cores here)
+    # CPU seconds the servers used meanwhile (None where not measurable, e.g. a remote host)
+    postgres_cpu: float | None = None
+    emulator_cpu: float | None = None
 
     @property
     def cpu_us_per_message(self) -> float:
@@ -33,19 +36,31 @@ class StepFailed(RuntimeError):
 
 
 def run_measured(
-    command: list[str], env: dict[str, str], log: Path, messages: int = 0, cwd: Path | None = None
+    command: list[str],
+    env: dict[str, str],
+    log: Path,
+    messages: int = 0,
+    cwd: Path | None = None,
+    servers: dict[str, int | None] | None = None,
 ) -> tuple[Sample, str]:
     """Run `command` to its end; its stdout is returned, its stderr goes to `log`.
 
-    os.wait4 gives the child's own rusage: CPU and peak RSS of that process alone.
+    os.wait4 gives the child's own rusage: CPU and peak RSS of that process alone. `servers`
+    names the root processes (postgres, emulator) whose CPU meanwhile is recorded too.
     """
+    servers = servers or {}
     load_average = os.getloadavg()[0]
+    servers_before = {name: tree_cpu_seconds(pid) for name, pid in servers.items()}
     out_path = log.with_suffix(".out")
     with out_path.open("wb") as out, log.open("wb") as err:
         started = time.monotonic()
         process = subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.monotonic() - started
+    servers_used = {
+        f"{name}_cpu": _used(servers_before[name], tree_cpu_seconds(pid))
+        for name, pid in servers.items()
+    }
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
@@ -58,8 +73,41 @@ def run_measured(
         peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
         messages=messages,
         load_average=load_average,
+        **servers_used,
     )
     return sample, out_path.read_text()
+
+
+def tree_cpu_seconds(root_pid: int | None) -> float | None:
+    """CPU seconds used so far by a process and all its descendants, those it has reaped
+    included (a Postgres backend's time moves to the postmaster when it exits); None if the
+    process is not on this machine."""
+    if root_pid is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    seconds: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        pid = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        # utime, stime, cutime, cstime (stat(5) fields 14-17)
+        seconds[pid] = sum(int(value) for value in fields[11:15]) / tick
+    if root_pid not in seconds:
+        return None
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += seconds.get(pid, 0.0)
+        todo.extend(children.get(pid, ()))
+    return total
+
+
+def _used(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
 
 
 def spread(values: list[float]) -> dict[str, float]:

@@ -149,6 +149,7 @@ def _drain(
         _ensure_raw_table(pipeline, credentials, settings, say)
     else:
         _refresh_statistics(credentials, settings)
+    _prune_loaded_packages(pipeline, settings.keep_loaded_packages)
     if stats.delete_failed:
         detail = f" ({stats.delete_errors[0]})" if stats.delete_errors else ""
         raise SqsUnavailable(
@@ -251,6 +252,16 @@ def _finish_pending_packages(pipeline: dlt.Pipeline, settings: LoaderSettings, s
         )
         return 0
     return pending
+
+
+def _prune_loaded_packages(pipeline: dlt.Pipeline, keep: int) -> None:
+    """Remove all but the newest `keep` finished packages: dlt never does, and a scheduled
+    loader with a lasting disk would gather one folder a chunk (a thousand a day at 10M
+    messages). Their rows are in Postgres; only dlt's record of the load goes."""
+    loaded = sorted(pipeline.list_completed_load_packages(), key=float)  # ids: unix times
+    storage = pipeline._get_load_storage()  # dlt exposes no public call for this
+    for load_id in loaded[: max(0, len(loaded) - keep)]:
+        storage.delete_loaded_package(load_id)
 
 
 def _prepare_raw_table(credentials: PostgresCredentials, settings: LoaderSettings) -> None:

@@ -91,6 +91,10 @@ class LoaderSettings(BaseConfiguration):
     # backoff doubling from retry_backoff_seconds, before the loader gives up.
     load_attempts: int = 4
     retry_backoff_seconds: float = 2.0
+    # dlt keeps each finished load package's metadata (about 11 KB, one package a chunk) in
+    # the working folder forever; a load keeps the newest this many (for `dlt pipeline ...
+    # info`) and removes the older ones.
+    keep_loaded_packages: int = 100
 
 
 @configspec

@@ -144,6 +144,25 @@ def test_seeded_synthetic_messages_all_end_somewhere(pipeline: Pipeline) -> None
     assert duplicated > 0
 
 
+def test_a_load_keeps_only_the_newest_finished_packages(pipeline: Pipeline) -> None:
+    pipeline.logins("seed", "--count", "60", "--seed", "3")
+    pipeline.logins(
+        "load", LOADER__CHUNK_SIZE="20", LOADER__RECEIVERS="1", LOADER__KEEP_LOADED_PACKAGES="2"
+    )
+
+    assert pipeline.query("select count(distinct message_id) from raw.login_messages") == [(60,)]
+    assert pipeline.queue.counts() == {"visible": 0, "in_flight": 0}
+    loads = [
+        row[0]
+        for row in pipeline.query(
+            "select load_id from raw._dlt_loads where schema_name = 'sqs' order by inserted_at"
+        )
+    ]
+    assert len(loads) >= 3  # a package a chunk
+    kept = pipeline.workdir / "dlt" / "sqs_logins" / "load" / "loaded"
+    assert sorted(path.name for path in kept.iterdir()) == sorted(loads[-2:])
+
+
 def _land_without_deleting(pipeline: Pipeline, visibility_timeout: int) -> None:
     """Receive everything and land it in raw through the loader's dlt source, no delete."""
     code = (

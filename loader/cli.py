@@ -49,9 +49,12 @@ def _down(args: argparse.Namespace) -> None:
 
 def _db_init(args: argparse.Namespace) -> None:
     from loader.db_init import init_database
-    from loader.settings import pii_settings, postgres_credentials
+    from loader.settings import loader_settings, pii_settings, postgres_credentials
 
-    for note in init_database(postgres_credentials(), pii_settings(), args.generate_key):
+    notes = init_database(
+        postgres_credentials(), pii_settings(), args.generate_key, raw=loader_settings()
+    )
+    for note in notes:
         print(note)
     print("database ready")
 
@@ -156,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database setup")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     init = db_commands.add_parser(
-        "init", help="install pgcrypto, the masking function and the HMAC key (idempotent)"
+        "init",
+        help="install pgcrypto, the masking function and the HMAC key, and bring an existing "
+        "raw table up to date (idempotent)",
     )
     init.add_argument(
         "--generate-key",

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import psycopg2.errors
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
 from loader import warehouse
 from loader.errors import ConfigurationError
 from loader.keys import configured_key, generate_key_file
-from loader.settings import PiiSettings
+from loader.settings import LoaderSettings, PiiSettings
+from loader.source import RAW_TABLE
 
 
 def init_database(
-    credentials: PostgresCredentials, pii: PiiSettings, generate_key: bool = False
+    credentials: PostgresCredentials,
+    pii: PiiSettings,
+    generate_key: bool = False,
+    raw: LoaderSettings | None = None,
 ) -> list[str]:
-    """pgcrypto, the masking function and the HMAC key. Returns what it did, for the user."""
+    """pgcrypto, the masking function and the HMAC key, and with `raw`, an existing raw table
+    brought up to date. Returns what it did, for the user."""
     notes: list[str] = []
+    if raw is not None:
+        notes += _upgrade_raw_table(credentials, raw)
     with warehouse.connect(credentials) as conn:
         if not warehouse.may_manage_pii(conn):
             # e.g. `logins run` as the transformer role: an admin installed (and owns) it
-            return []
+            return notes
         warehouse.install_masking(conn)
         status = warehouse.install_hmac_key(conn, configured_key(pii))
         if status == "missing":
@@ -36,3 +44,21 @@ def init_database(
         if status == "installed":
             notes.append("installed the HMAC key into pii.hmac_keys")
     return notes
+
+
+def _upgrade_raw_table(credentials: PostgresCredentials, raw: LoaderSettings) -> list[str]:
+    """A raw table an older loader made lacks `body_is_json`. Adding it rewrites the table
+    under a lock that holds off loads and builds meanwhile (about 11 s at 1M rows), so
+    `logins db init` does it when an operator chooses; otherwise the next load does."""
+    where = f"{raw.dataset_name}.{RAW_TABLE}"
+    with warehouse.connect(credentials) as conn:
+        if not warehouse.table_exists(conn, raw.dataset_name, RAW_TABLE):
+            return []
+        try:
+            added = warehouse.prepare_raw_table(conn, raw.dataset_name, RAW_TABLE)
+        except psycopg2.errors.InsufficientPrivilege:
+            return [
+                f"{where} could not be brought up to date by this role (only its owner, the "
+                "loader's role, may alter it): the next `logins load` will"
+            ]
+    return [f"added {warehouse.BODY_IS_JSON} to {where} (computed for every row)"] if added else []

@@ -153,11 +153,12 @@ $fn$
 """
 
 
-def prepare_raw_table(conn: Connection, dataset: str, table: str) -> None:
+def prepare_raw_table(conn: Connection, dataset: str, table: str) -> bool:
     """What staging relies on beyond dlt's columns: indexes for its dedupe and the marts'
     incremental filter, and `body_is_json` (stored, computed by Postgres from the body, so it
     follows every change of it, erasure included). Idempotent; concurrent loaders wait for
-    each other. Adding the column to a table that already holds rows rewrites it, once."""
+    each other. Adding the column to a table that already holds rows rewrites it, once.
+    Returns whether it added the column."""
     names = {"schema": sql.Identifier(dataset), "table": sql.Identifier(table)}
     with conn.cursor() as cursor:
         cursor.execute("begin")
@@ -173,7 +174,8 @@ def prepare_raw_table(conn: Connection, dataset: str, table: str) -> None:
             " where table_schema = %s and table_name = %s and column_name = %s",
             (dataset, table, BODY_IS_JSON),
         )
-        if cursor.fetchone() is None:
+        added = cursor.fetchone() is None
+        if added:
             cursor.execute(sql.SQL(_IS_JSON_FUNCTION).format(schema=names["schema"]))
             cursor.execute(
                 sql.SQL(
@@ -182,6 +184,7 @@ def prepare_raw_table(conn: Connection, dataset: str, table: str) -> None:
                 ).format(column=sql.Identifier(BODY_IS_JSON), **names)
             )
         cursor.execute("commit")
+    return added
 
 
 def analyze(conn: Connection, schema: str, tables: list[str]) -> None:

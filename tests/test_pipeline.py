@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import SAMPLE, TEST_HMAC_KEY, Pipeline, RecordingProxy
+from tests.conftest import SAMPLE, TEST_HMAC_KEY, Pipeline, RecordingProxy, connect
 from tests.expected import USER_LOGINS_COLUMNS, expected_row, mask, valid_records
 
 # What botocore sends in each protocol: the proxy in front of the emulator sees it on the wire.
@@ -161,6 +161,36 @@ def test_a_load_keeps_only_the_newest_finished_packages(pipeline: Pipeline) -> N
     assert len(loads) >= 3  # a package a chunk
     kept = pipeline.workdir / "dlt" / "sqs_logins" / "load" / "loaded"
     assert sorted(path.name for path in kept.iterdir()) == sorted(loads[-2:])
+
+
+def test_db_init_brings_an_older_raw_table_up_to_date(
+    pipeline: Pipeline, sample_lines: list[str]
+) -> None:
+    pipeline.queue.send([*sample_lines, "{not json"])
+    pipeline.logins("load")
+    # as a loader from before body_is_json left it
+    conn = connect(pipeline.database)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("alter table raw.login_messages drop column body_is_json")
+    finally:
+        conn.close()
+    flag = (
+        "select count(*) filter (where body_is_json), count(*) filter (where not body_is_json)"
+        " from raw.login_messages"
+    )
+
+    init = pipeline.logins("db", "init")
+    assert "added body_is_json to raw.login_messages" in init.stdout
+    assert pipeline.query(flag) == [(100, 1)]
+    again = pipeline.logins("db", "init")  # idempotent
+    assert "body_is_json" not in again.stdout
+    pipeline.logins("run")
+    assert pipeline.query("select count(*) from public.user_logins") == [(99,)]
+    assert pipeline.query(
+        "select reject_code, count(*) from staging.stg_sqs__login_event_rejects group by 1"
+        " order by 1"
+    ) == [("missing_field", 1), ("not_json", 1)]
 
 
 def _land_without_deleting(pipeline: Pipeline, visibility_timeout: int) -> None:

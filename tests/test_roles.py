@@ -145,6 +145,16 @@ def test_each_role_can_do_its_job_and_nothing_more(
     # ...and the next builds still pass, as the transformer
     pipeline.logins("run", PGUSER=transformer)
 
+    # upgrading a raw table an older loader made: only its owner (the loader) may alter it
+    allowed(db, loader, "alter table raw.login_messages drop column body_is_json")
+    refusal = pipeline.logins("db", "init", PGUSER=transformer)
+    assert "only its owner, the loader's role, may alter it" in refusal.stdout
+    pipeline.queue.send(sample_lines[:1])
+    pipeline.logins("load", PGUSER=loader)  # the next load adds it
+    assert allowed(
+        db, loader, "select count(*) from raw.login_messages where body_is_json is null"
+    ) == [(0,)]
+
 
 def test_pii_admin_cannot_rewrite_history(pipeline: Pipeline, role_prefix: str) -> None:
     pipeline.logins("db", "init")

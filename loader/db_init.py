@@ -54,6 +54,8 @@ def _upgrade_raw_table(credentials: PostgresCredentials, raw: LoaderSettings) ->
     with warehouse.connect(credentials) as conn:
         if not warehouse.table_exists(conn, raw.dataset_name, RAW_TABLE):
             return []
+        if warehouse.has_json_flag(conn, raw.dataset_name, RAW_TABLE):
+            return []  # up to date: nothing to ask of its owner
         try:
             added = warehouse.prepare_raw_table(conn, raw.dataset_name, RAW_TABLE)
         except psycopg2.errors.InsufficientPrivilege:

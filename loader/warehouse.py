@@ -169,12 +169,7 @@ def prepare_raw_table(conn: Connection, dataset: str, table: str) -> bool:
                     sql.Identifier(f"{table}__{column}_idx"), sql.Identifier(column), **names
                 )
             )
-        cursor.execute(
-            "select 1 from information_schema.columns"
-            " where table_schema = %s and table_name = %s and column_name = %s",
-            (dataset, table, BODY_IS_JSON),
-        )
-        added = cursor.fetchone() is None
+        added = not has_json_flag(conn, dataset, table)
         if added:
             cursor.execute(sql.SQL(_IS_JSON_FUNCTION).format(schema=names["schema"]))
             cursor.execute(
@@ -185,6 +180,17 @@ def prepare_raw_table(conn: Connection, dataset: str, table: str) -> bool:
             )
         cursor.execute("commit")
     return added
+
+
+def has_json_flag(conn: Connection, dataset: str, table: str) -> bool:
+    """Whether the raw table has `body_is_json` (a loader from before it did not add it)."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "select 1 from information_schema.columns"
+            " where table_schema = %s and table_name = %s and column_name = %s",
+            (dataset, table, BODY_IS_JSON),
+        )
+        return cursor.fetchone() is not None
 
 
 def analyze(conn: Connection, schema: str, tables: list[str]) -> None:

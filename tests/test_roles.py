@@ -154,6 +154,8 @@ def test_each_role_can_do_its_job_and_nothing_more(
     assert allowed(
         db, loader, "select count(*) from raw.login_messages where body_is_json is null"
     ) == [(0,)]
+    # up to date, it asks nothing of the owner
+    assert "login_messages" not in pipeline.logins("db", "init", PGUSER=transformer).stdout
 
 
 def test_pii_admin_cannot_rewrite_history(pipeline: Pipeline, role_prefix: str) -> None:

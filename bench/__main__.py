@@ -28,7 +28,7 @@ import boto3
 import psycopg2
 
 from bench import localstack
-from bench.measure import Sample, StepFailed, run_measured, spread
+from bench.measure import Sample, StepFailed, run_measured, servers_cpu, spread
 from loader import seed, synthetic
 from loader.settings import LoaderSettings, SqsSettings
 from loader.sqs import SqsQueue
@@ -152,8 +152,7 @@ class Bench:
         self.steps += 1
         log = self.work / f"{self.steps:02d}-{name}.log"
         sample, out = run_measured(command, self.env, log, messages, cwd=REPO, servers=self.servers)
-        beside = (("Postgres", sample.postgres_cpu), ("LocalStack", sample.emulator_cpu))
-        servers = ", ".join(f"{who} {used:.1f} s" for who, used in beside if used is not None)
+        servers = servers_cpu(sample.as_dict())
         say(
             f"{name}: {sample.wall:.1f} s wall, {sample.cpu:.1f} s CPU"
             + (f" ({sample.cpu_us_per_message:.0f} us/msg)" if messages else "")
@@ -370,14 +369,9 @@ def render(result: dict[str, Any]) -> str:
         f"<= {TARGETS['dbt_full_1m_seconds']:.0f} s at 1M "
         + (verdict(full_ok) if at_1m else "(run with --million)"),
     )
-    first = dbt.get("samples", {}).get("full", [{}])[0]
-    beside = [
-        f"{server} {first[key]:.1f} s"
-        for server, key in (("Postgres", "postgres_cpu"), ("LocalStack", "emulator_cpu"))
-        if first.get(key) is not None
-    ]
+    beside = servers_cpu(dbt.get("samples", {}).get("full", [{}])[0])
     if beside:
-        row("  CPU meanwhile (2 cores)", ", ".join(beside))
+        row("  CPU meanwhile (2 cores)", beside)
     incremental_ok = max(dbt["incremental"]) <= TARGETS["dbt_incremental_seconds"]
     row(
         f"dbt build, incremental (+{dbt['incremental_rows']:,})",

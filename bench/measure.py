@@ -106,6 +106,15 @@ def tree_cpu_seconds(root_pid: int | None) -> float | None:
     return total
 
 
+def servers_cpu(sample: dict[str, float | None]) -> str:
+    """The servers' CPU beside a step (`Sample.as_dict()`), e.g. "Postgres 1.5 s, LocalStack
+    43.2 s"; empty where none was measured."""
+    beside = (("Postgres", "postgres_cpu"), ("LocalStack", "emulator_cpu"))
+    return ", ".join(
+        f"{who} {sample[key]:.1f} s" for who, key in beside if sample.get(key) is not None
+    )
+
+
 def _used(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
 

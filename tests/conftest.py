@@ -248,7 +248,7 @@ def query(database: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
     try:
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            return cursor.fetchall() if cursor.description else []  # [] for DDL and DML
     finally:
         conn.close()
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import SAMPLE, TEST_HMAC_KEY, Pipeline, RecordingProxy, connect
+from tests.conftest import SAMPLE, TEST_HMAC_KEY, Pipeline, RecordingProxy
 from tests.expected import USER_LOGINS_COLUMNS, expected_row, mask, valid_records
 
 # What botocore sends in each protocol: the proxy in front of the emulator sees it on the wire.
@@ -169,12 +169,7 @@ def test_db_init_brings_an_older_raw_table_up_to_date(
     pipeline.queue.send([*sample_lines, "{not json"])
     pipeline.logins("load")
     # as a loader from before body_is_json left it
-    conn = connect(pipeline.database)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("alter table raw.login_messages drop column body_is_json")
-    finally:
-        conn.close()
+    pipeline.query("alter table raw.login_messages drop column body_is_json")
     flag = (
         "select count(*) filter (where body_is_json), count(*) filter (where not body_is_json)"
         " from raw.login_messages"

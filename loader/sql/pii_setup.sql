@@ -41,6 +41,23 @@ $fn$;
 
 revoke all on function pii.hmac_hex(text, text, bytea) from public;
 
+-- Refuses to go on, with the fix, while no HMAC key is current (every masking function asks).
+create or replace function pii.require_hmac_key()
+returns void
+language plpgsql
+stable parallel safe
+set search_path = pg_catalog, pg_temp
+as $fn$
+begin
+    if not exists (select from pii.hmac_keys as k where k.is_current) then
+        raise exception 'no HMAC key is installed in pii.hmac_keys'
+            using hint = 'run `logins db init` with PII__HMAC_KEY set (the demo generates one)';
+    end if;
+end
+$fn$;
+
+revoke all on function pii.require_hmac_key() from public;
+
 -- One value's mask with the current key (the CLI's erasure and checks; dbt masks sets).
 create or replace function pii.mask(kind text, value text)
 returns text
@@ -54,8 +71,7 @@ declare
 begin
     select k.key into current_key from pii.hmac_keys as k where k.is_current;
     if current_key is null then
-        raise exception 'no HMAC key is installed in pii.hmac_keys'
-            using hint = 'run `logins db init` with PII__HMAC_KEY set (the demo generates one)';
+        perform pii.require_hmac_key();
     end if;
     return pii.hmac_hex(kind, value, current_key);
 end
@@ -121,10 +137,7 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $fn$
 begin
-    if not exists (select from pii.hmac_keys as k where k.is_current) then
-        raise exception 'no HMAC key is installed in pii.hmac_keys'
-            using hint = 'run `logins db init` with PII__HMAC_KEY set (the demo generates one)';
-    end if;
+    perform pii.require_hmac_key();
     -- the key in a subquery, computed once: joined instead, it made the plan twice as slow
     return query execute format($sql$
         select
@@ -155,10 +168,7 @@ as $fn$
 declare
     mask_list text;
 begin
-    if not exists (select from pii.hmac_keys as k where k.is_current) then
-        raise exception 'no HMAC key is installed in pii.hmac_keys'
-            using hint = 'run `logins db init` with PII__HMAC_KEY set (the demo generates one)';
-    end if;
+    perform pii.require_hmac_key();
     select string_agg(
         format(
             'pii.hmac_hex(%L, s.%I::text, (select k.key from pii.hmac_keys as k where k.is_current))',

@@ -13,8 +13,9 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +90,21 @@ def run_load(
     pipelines_dir = Path(settings.pipelines_dir or get_dlt_pipelines_dir())
     with pipeline_slot(pipelines_dir, settings.pipeline_name) as name:
         pipeline = make_pipeline(settings, credentials, name)
-        return _drain(pipeline, sqs, sqs_settings, settings, credentials, max_messages, say)
+        with _long_lived_objects_frozen():
+            return _drain(pipeline, sqs, sqs_settings, settings, credentials, max_messages, say)
+
+
+@contextmanager
+def _long_lived_objects_frozen() -> Iterator[None]:
+    """dlt, pyarrow and boto3 leave ~100k objects that live as long as the process; out of the
+    collector's sight, its full passes stop walking them again and again (GC per 100k messages:
+    0.5-0.6 s -> 0.3 s). Unfrozen after, for a caller that runs loads in-process."""
+    gc.collect()  # garbage now would otherwise stay frozen for good
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _drain(
@@ -102,9 +117,6 @@ def _drain(
     say: _Say,
 ) -> LoadStats:
     started = time.monotonic()
-    # dlt, pyarrow and boto3 leave ~100k objects that live until exit; out of the collector's
-    # sight, each full collection stops walking them again (GC: 0.5 -> 0.3 s per 100k messages)
-    gc.freeze()
     stats = LoadStats()
     stats.pending_packages_finished = _finish_pending_packages(pipeline, settings, say)
 

@@ -14,7 +14,6 @@ import gc
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
 from loader import warehouse
+from loader.deleter import Deleter
 from loader.errors import LoadFailed, SqsUnavailable
 from loader.faults import crash_point
 from loader.receiver import Receiver
@@ -120,15 +120,20 @@ def _drain(
     stats = LoadStats()
     stats.pending_packages_finished = _finish_pending_packages(pipeline, settings, say)
 
-    deleter = ThreadPoolExecutor(max_workers=settings.receivers, thread_name_prefix="deleter")
-    deletes: list[Future[int]] = []
+    deleter = Deleter(sqs, settings.receivers)
     keeper = VisibilityKeeper(sqs, sqs_settings.visibility_timeout_seconds)
     receiver = Receiver(
-        sqs, settings.receivers, max_messages, settings.chunk_size, on_receive=keeper.hold
+        sqs,
+        settings.receivers,
+        max_messages,
+        settings.chunk_size,
+        settings.chunk_bytes,
+        on_receive=keeper.hold,
     )
+    chunks = receiver.chunks(settings.chunk_size, settings.chunk_seconds, settings.chunk_bytes)
     try:
-        with keeper, receiver:
-            for chunk in receiver.chunks(settings.chunk_size, settings.chunk_seconds):
+        with deleter, keeper, receiver:
+            for chunk in chunks:
                 count = sum(len(batch) for batch in chunk)
                 stats.received += count
                 try:
@@ -143,11 +148,7 @@ def _drain(
                 if stats.chunks == 1:
                     _prepare_raw_table(credentials, settings)
                 crash_point("committed")
-                handles = receipt_handles(chunk)
-                deletes.extend(deleter.submit(_delete, sqs, part) for part in chunked(handles))
-                # count finished deletes as we go: a future per 10 messages, kept to the end,
-                # made memory grow with the queue
-                deletes = [f for f in deletes if not _counted_if_done(f, stats)]
+                deleter.delete(receipt_handles(chunk))
                 keeper.drop(chunk)
                 rate = stats.landed / max(time.monotonic() - started, 1e-9)
                 say(
@@ -155,9 +156,8 @@ def _drain(
                     f"{RAW_TABLE} (total {stats.landed:,}, {rate:,.0f} msg/s)"
                 )
     finally:
-        for future in deletes:
-            _counted_if_done(future, stats, wait=True)
-        deleter.shutdown()
+        # leaving `with deleter` waited for every delete given to it
+        stats.delete_failed, stats.delete_errors = deleter.failed, deleter.errors
         stats.deleted = stats.landed - stats.delete_failed
         stats.seconds = time.monotonic() - started
 
@@ -173,24 +173,6 @@ def _drain(
             f"them{detail}; they will be delivered again and kept once in staging"
         )
     return stats
-
-
-def _counted_if_done(future: Future[int], stats: LoadStats, wait: bool = False) -> bool:
-    """Add a finished delete's outcome to `stats`; False if it is still running."""
-    if not (wait or future.done()):
-        return False
-    try:
-        stats.delete_failed += future.result()
-    except SqsUnavailable as error:
-        stats.delete_errors.append(str(error))
-        stats.delete_failed += 10
-    return True
-
-
-def _delete(sqs: SqsQueue, handles: list[str]) -> int:
-    failed = sqs.delete(handles)
-    crash_point("deleting")
-    return failed
 
 
 def _load_chunk(

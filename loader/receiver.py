@@ -1,14 +1,15 @@
 """Receiver threads: long-poll SQS in parallel into a bounded buffer, handed out in chunks.
 
-The buffer holds at most about one chunk, so memory stays bounded however large the queue,
-and receiving goes on while the previous chunk is being loaded.
+The buffer holds at most about one chunk, in messages and in body size, so memory stays
+bounded however large the queue or its messages, and receiving goes on while the previous
+chunk is being loaded.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -40,6 +41,58 @@ class _Budget:
                 self._left += unused
 
 
+class _Buffer:
+    """Batches on their way to the main thread. A receiver puts its batch only while the
+    buffer holds fewer than `max_messages` messages and `max_size` body characters, so it
+    overshoots by at most one batch a thread."""
+
+    def __init__(self, max_messages: int, max_size: int) -> None:
+        self._items: deque[object] = deque()
+        self._messages = 0
+        self._size = 0
+        self._max_messages = max_messages
+        self._max_size = max_size
+        # as queue.Queue does: one lock, a condition for each side, one waiter woken at a time
+        lock = threading.Lock()
+        self._not_empty = threading.Condition(lock)
+        self._not_full = threading.Condition(lock)
+
+    def _full(self) -> bool:
+        return self._messages >= self._max_messages or self._size >= self._max_size
+
+    def put(self, batch: ReceivedBatch) -> None:
+        with self._not_full:
+            while self._full():
+                self._not_full.wait()
+            self._items.append(batch)
+            self._messages += len(batch)
+            self._size += batch.body_size
+            self._not_empty.notify()
+
+    def put_done(self) -> None:
+        """A thread's last word: never waits for room."""
+        with self._not_full:
+            self._items.append(_DONE)
+            self._not_empty.notify()
+
+    def get(self, timeout: float | None) -> object | None:
+        """The oldest item, or None if none came within `timeout` seconds."""
+        with self._not_empty:
+            if not self._not_empty.wait_for(lambda: self._items, timeout):
+                return None
+            item = self._items.popleft()
+            if isinstance(item, ReceivedBatch):
+                self._messages -= len(item)
+                self._size -= item.body_size
+                if not self._full():
+                    self._not_full.notify()
+            return item
+
+    def empty(self) -> bool:
+        with self._not_empty:
+            return not self._items
+
+
 class Receiver:
     """Drains a queue with `threads` receivers until it is empty or `max_messages` arrived."""
 
@@ -49,14 +102,13 @@ class Receiver:
         threads: int,
         max_messages: int | None,
         buffer_messages: int,
+        buffer_size: int,
         on_receive: Callable[[ReceivedBatch], None] | None = None,
     ) -> None:
         self._sqs = sqs
         self._on_receive = on_receive
         self._budget = _Budget(max_messages)
-        self._buffer: queue.Queue[object] = queue.Queue(
-            maxsize=max(2, buffer_messages // MAX_BATCH)
-        )
+        self._buffer = _Buffer(max(2 * MAX_BATCH, buffer_messages), buffer_size)
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._threads = [
@@ -90,20 +142,20 @@ class Receiver:
         except BaseException as error:  # handed to the main thread, which reports it
             self._errors.append(error)
         finally:
-            self._buffer.put(_DONE)
+            self._buffer.put_done()
 
-    def chunks(self, chunk_size: int, chunk_seconds: float) -> Iterator[list[ReceivedBatch]]:
-        """Chunks of about `chunk_size` messages; a chunk is cut after `chunk_seconds` anyway."""
+    def chunks(
+        self, chunk_size: int, chunk_seconds: float, chunk_body_size: int
+    ) -> Iterator[list[ReceivedBatch]]:
+        """Chunks of about `chunk_size` messages, or of `chunk_body_size` body characters if
+        that comes first; a chunk is cut after `chunk_seconds` anyway."""
         running = len(self._threads)
         chunk: list[ReceivedBatch] = []
-        count = 0
+        count = size = 0
         deadline = 0.0
         while running:
             timeout = max(0.0, deadline - time.monotonic()) if chunk else None
-            try:
-                item = self._buffer.get(timeout=timeout)
-            except queue.Empty:
-                item = None
+            item = self._buffer.get(timeout=timeout)
             if item is _DONE:
                 running -= 1
                 continue
@@ -112,9 +164,11 @@ class Receiver:
                     deadline = time.monotonic() + chunk_seconds
                 chunk.append(item)
                 count += len(item)
-            if chunk and (count >= chunk_size or time.monotonic() >= deadline):
+                size += item.body_size
+            full = count >= chunk_size or size >= chunk_body_size
+            if chunk and (full or time.monotonic() >= deadline):
                 yield chunk
-                chunk, count = [], 0
+                chunk, count, size = [], 0, 0
         if chunk:
             yield chunk
         if self._errors:
@@ -125,10 +179,7 @@ class Receiver:
         self._stop.set()
         held: list[ReceivedBatch] = []
         while any(thread.is_alive() for thread in self._threads) or not self._buffer.empty():
-            try:
-                item = self._buffer.get(timeout=0.1)
-            except queue.Empty:
-                continue
+            item = self._buffer.get(timeout=0.1)
             if isinstance(item, ReceivedBatch):
                 held.append(item)
         return held

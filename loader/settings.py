@@ -84,6 +84,9 @@ class LoaderSettings(BaseConfiguration):
     receivers: int = 4
     # Messages per dlt load: bounds memory and how long a message waits for its commit.
     chunk_size: int = 10_000
+    # ...and message bodies per dlt load (characters: bytes, for ASCII JSON): SQS allows 256 KB
+    # a message, so 10,000 large ones would be 2.5 GB. Logins of ~200 bytes never reach it.
+    chunk_bytes: int = 16 * 1024 * 1024
     # A chunk is loaded after this long even if not full, so messages never wait near their
     # visibility timeout.
     chunk_seconds: float = 30.0

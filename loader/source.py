@@ -56,6 +56,8 @@ class ReceivedBatch:
     rows: list[RawRow]
     receipt_handles: list[str]
     received_at: datetime
+    # characters of the bodies: what a chunk's memory grows with
+    body_size: int
 
     @classmethod
     def from_messages(
@@ -77,7 +79,8 @@ class ReceivedBatch:
                     orjson.dumps(custom).decode() if custom else None,
                 )
             )
-        return cls(rows, [m["ReceiptHandle"] for m in messages], received_at)
+        handles = [m["ReceiptHandle"] for m in messages]
+        return cls(rows, handles, received_at, sum(len(row[1]) for row in rows))
 
     def __len__(self) -> int:
         return len(self.rows)

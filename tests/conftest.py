@@ -147,6 +147,7 @@ class RecordingProxy:
 
     endpoint: str
     requests: list[tuple[str, str]] = field(default_factory=list)  # (content type, operation)
+    refuse: set[str] = field(default_factory=set)  # operations answered with HTTP 500
 
     def via(self, url: str) -> str:
         """`url` (the emulator's) with the proxy's address instead."""
@@ -167,7 +168,12 @@ def sqs_proxy(sqs_endpoint: str) -> Iterator[RecordingProxy]:
             content_type = self.headers.get("Content-Type", "")
             target = self.headers.get("X-Amz-Target", "")
             action = parse_qs(body.decode()).get("Action", [""])[0] if not target else ""
-            proxy.requests.append((content_type, target.rpartition(".")[2] or action))
+            operation = target.rpartition(".")[2] or action
+            proxy.requests.append((content_type, operation))
+            if operation in proxy.refuse:
+                refusal = b'{"__type": "InternalError", "message": "refused by the test proxy"}'
+                self.answer(500, [("Content-Type", "application/x-amz-json-1.0")], refusal)
+                return
             conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
             try:
                 conn.request("POST", self.path, body, dict(self.headers.items()))

@@ -19,6 +19,7 @@ from tests.conftest import (
     Pipeline,
     PrivatePostgres,
     Queue,
+    RecordingProxy,
     free_port,
     sqs_client,
     wait_for_port,
@@ -299,3 +300,27 @@ def test_sqs_going_away_mid_load(
     assert time.monotonic() - started < 60  # botocore's bounded retries, then the error
     landed = pipeline.query("select count(*), count(distinct message_id) from raw.login_messages")
     assert landed[0][1] >= 50  # what was loaded before the emulator died stays
+
+
+def test_deletes_sqs_refuses_come_back_and_land_once(
+    pipeline: Pipeline, sample_lines: list[str], sqs_proxy: RecordingProxy
+) -> None:
+    pipeline.queue.send(sample_lines)
+    sqs_proxy.refuse.add("DeleteMessageBatch")
+    result = pipeline.logins(
+        "load",
+        check=False,
+        SOURCES__SQS__QUEUE_URL=sqs_proxy.via(pipeline.queue.url),
+        # long enough that this run does not receive them again, short enough to wait for
+        SOURCES__SQS__VISIBILITY_TIMEOUT_SECONDS="6",
+    )
+
+    assert result.returncode == 3
+    assert "landed 100 messages but SQS did not delete 100 of them" in result.stderr
+    assert "InternalError" in result.stderr
+    assert pipeline.query("select count(*) from raw.login_messages") == [(100,)]
+    wait_until_visible(pipeline.queue, 100)  # all of them, delivered again
+    pipeline.logins("run")
+    assert pipeline.query("select count(*) from raw.login_messages") == [(200,)]
+    assert_same_as_a_clean_run(pipeline, sample_lines)
+    assert pipeline.queue.counts() == {"visible": 0, "in_flight": 0}

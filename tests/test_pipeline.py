@@ -163,6 +163,34 @@ def test_a_load_keeps_only_the_newest_finished_packages(pipeline: Pipeline) -> N
     assert sorted(path.name for path in kept.iterdir()) == sorted(loads[-2:])
 
 
+def test_large_messages_cut_chunks_by_size(pipeline: Pipeline) -> None:
+    """SQS allows 256 KB a message: a chunk is bounded by its bodies' size too, not only by
+    its message count, so large messages cannot make a chunk of gigabytes."""
+
+    def loads() -> int:
+        return pipeline.query("select count(*) from raw._dlt_loads where schema_name = 'sqs'")[0][0]
+
+    def large_bodies(first: int) -> list[str]:
+        padding = "x" * 20_000  # ten to a SendMessageBatch, under its 256 KB
+        return [
+            json.dumps({"user_id": f"u{n}", "padding": padding}) for n in range(first, first + 30)
+        ]
+
+    pipeline.queue.send(large_bodies(0))
+    pipeline.logins("load", LOADER__RECEIVERS="1")
+    assert loads() == 1  # 600 KB of bodies: one chunk by the default bounds
+
+    pipeline.queue.send(large_bodies(30))
+    pipeline.logins("load", LOADER__RECEIVERS="1", LOADER__CHUNK_BYTES="50000")
+    # every received batch (up to 10 messages, 200 KB) exceeds 50 KB: a chunk each
+    assert loads() - 1 >= 3
+    assert pipeline.query(
+        "select count(distinct message_id), count(*) from raw.login_messages"
+    ) == [(60, 60)]
+    assert pipeline.query("select min(length(body)) from raw.login_messages")[0][0] > 20_000
+    assert pipeline.queue.counts() == {"visible": 0, "in_flight": 0}
+
+
 def test_db_init_brings_an_older_raw_table_up_to_date(
     pipeline: Pipeline, sample_lines: list[str]
 ) -> None:

@@ -130,10 +130,9 @@ def _drain(
         settings.chunk_bytes,
         on_receive=keeper.hold,
     )
-    chunks = receiver.chunks(settings.chunk_size, settings.chunk_seconds, settings.chunk_bytes)
     try:
         with deleter, keeper, receiver:
-            for chunk in chunks:
+            for chunk in receiver.chunks(settings.chunk_seconds):
                 count = sum(len(batch) for batch in chunk)
                 stats.received += count
                 try:

@@ -101,14 +101,17 @@ class Receiver:
         sqs: SqsQueue,
         threads: int,
         max_messages: int | None,
-        buffer_messages: int,
-        buffer_size: int,
+        chunk_size: int,
+        chunk_body_size: int,
         on_receive: Callable[[ReceivedBatch], None] | None = None,
     ) -> None:
         self._sqs = sqs
         self._on_receive = on_receive
         self._budget = _Budget(max_messages)
-        self._buffer = _Buffer(max(2 * MAX_BATCH, buffer_messages), buffer_size)
+        self._chunk_size = chunk_size
+        self._chunk_body_size = chunk_body_size
+        # about one chunk waits while the previous one loads
+        self._buffer = _Buffer(max(2 * MAX_BATCH, chunk_size), chunk_body_size)
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._threads = [
@@ -144,9 +147,7 @@ class Receiver:
         finally:
             self._buffer.put_done()
 
-    def chunks(
-        self, chunk_size: int, chunk_seconds: float, chunk_body_size: int
-    ) -> Iterator[list[ReceivedBatch]]:
+    def chunks(self, chunk_seconds: float) -> Iterator[list[ReceivedBatch]]:
         """Chunks of about `chunk_size` messages, or of `chunk_body_size` body characters if
         that comes first; a chunk is cut after `chunk_seconds` anyway."""
         running = len(self._threads)
@@ -165,7 +166,7 @@ class Receiver:
                 chunk.append(item)
                 count += len(item)
                 size += item.body_size
-            full = count >= chunk_size or size >= chunk_body_size
+            full = count >= self._chunk_size or size >= self._chunk_body_size
             if chunk and (full or time.monotonic() >= deadline):
                 yield chunk
                 chunk, count, size = [], 0, 0

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from loader import synthetic
 from loader.load import _load_chunk, _prepare_raw_table, _refresh_statistics, make_pipeline
 from loader.settings import loader_settings, postgres_credentials
-from loader.source import ReceivedBatch
+from loader.source import Chunk, ReceivedBatch
 
 
 def fake_batches(count: int, seed: int, batch_size: int = 10) -> list[ReceivedBatch]:
@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     landed = 0
     while landed < args.count:
         size = min(settings.chunk_size, args.count - landed)
-        _load_chunk(pipeline, fake_batches(size, args.seed + landed), settings, lambda _: None)
+        _load_chunk(
+            pipeline, Chunk(fake_batches(size, args.seed + landed)), settings, lambda _: None
+        )
         landed += size
         _prepare_raw_table(credentials, settings)
         print(f"landed {landed:,} ({time.monotonic() - started:.0f} s)", file=sys.stderr)

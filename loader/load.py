@@ -1,7 +1,8 @@
 """`logins load`: drain SQS into Postgres `raw` through dlt, deleting only what has committed.
 
-Per chunk: receive (threads keep receiving meanwhile) -> one dlt load (extract, normalize,
-COPY, then dlt records the load in `_dlt_loads`) -> delete that chunk's messages from SQS.
+Per chunk: dlt extracts messages to disk as the receiver threads bring them -> normalize,
+COPY, then dlt records the load in `_dlt_loads` (receiving goes on meanwhile) -> delete that
+chunk's messages from SQS.
 A message is deleted only after the load holding it committed. A failed load is retried with
 backoff; if it still fails, its messages are made visible again and nothing is deleted. A
 crash at any point only means SQS delivers some messages again, and staging keeps one row per
@@ -29,7 +30,7 @@ from loader.faults import crash_point
 from loader.receiver import Receiver
 from loader.settings import LoaderSettings, SqsSettings
 from loader.slots import pipeline_slot
-from loader.source import RAW_TABLE, ReceivedBatch, receipt_handles, sqs_logins
+from loader.source import RAW_TABLE, Chunk, sqs_logins
 from loader.sqs import SqsQueue, chunked
 from loader.visibility import VisibilityKeeper
 
@@ -38,6 +39,11 @@ dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
 dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
 # Once loaded, the package's data files (message bodies: plaintext PII) leave the disk.
 dlt.config["load.delete_completed_jobs"] = True
+
+# Each Arrow table goes to disk as it comes, in extract and in normalize: dlt's default
+# buffers of 5,000 items would hold that many tables (or 5,000 large messages) first.
+dlt.config["sources.data_writer.buffer_max_items"] = 1
+dlt.config["normalize.data_writer.buffer_max_items"] = 1
 
 # Load files are written and COPYed at once, on one host: gzip would cost more CPU than all
 # the rest of the load (the benchmark's profile, README "Performance").
@@ -128,27 +134,28 @@ def _drain(
         max_messages,
         settings.chunk_size,
         settings.chunk_bytes,
-        on_receive=keeper.hold,
+        on_receive=lambda batch: keeper.hold(batch.receipt_handles),
     )
     try:
         with deleter, keeper, receiver:
             for chunk in receiver.chunks(settings.chunk_seconds):
-                count = sum(len(batch) for batch in chunk)
-                stats.received += count
                 try:
                     _load_chunk(pipeline, chunk, settings, say)
                 except LoadFailed:
-                    held = chunk + receiver.stop()
+                    stats.received += chunk.messages
+                    held = chunk.handle_lists + [b.receipt_handles for b in receiver.stop()]
                     keeper.drop(held)
-                    _release(sqs, held)
+                    _release(sqs, [handle for handles in held for handle in handles])
                     raise
+                count = chunk.messages
+                stats.received += count
                 stats.landed += count
                 stats.chunks += 1
                 if stats.chunks == 1:
                     _prepare_raw_table(credentials, settings)
                 crash_point("committed")
-                deleter.delete(receipt_handles(chunk))
-                keeper.drop(chunk)
+                deleter.delete(chunk.receipt_handles())
+                keeper.drop(chunk.handle_lists)
                 rate = stats.landed / max(time.monotonic() - started, 1e-9)
                 say(
                     f"chunk {stats.chunks}: landed {count:,} messages in {settings.dataset_name}."
@@ -174,11 +181,9 @@ def _drain(
     return stats
 
 
-def _load_chunk(
-    pipeline: dlt.Pipeline, chunk: list[ReceivedBatch], settings: LoaderSettings, say: _Say
-) -> None:
-    """Extract and normalize to a load package on disk, then load it (with retries)."""
-    count = sum(len(batch) for batch in chunk)
+def _load_chunk(pipeline: dlt.Pipeline, chunk: Chunk, settings: LoaderSettings, say: _Say) -> None:
+    """Extract (as the batches come) and normalize to a load package on disk, then load it
+    (with retries)."""
     try:
         pipeline.extract(sqs_logins(chunk), loader_file_format=FILE_FORMAT)
         crash_point("extracted")
@@ -186,10 +191,10 @@ def _load_chunk(
         crash_point("normalized")
     except Exception as error:
         raise LoadFailed(
-            f"could not prepare {count:,} messages for loading ({_reason(error)}); none was "
-            "deleted from SQS and they are visible again for the next run"
+            f"could not prepare {chunk.messages:,} messages for loading ({_reason(error)}); "
+            "none was deleted from SQS and they are visible again for the next run"
         ) from error
-    _load_with_retries(pipeline, settings, say, f"{count:,} messages")
+    _load_with_retries(pipeline, settings, say, f"{chunk.messages:,} messages")
 
 
 def _load_with_retries(
@@ -215,8 +220,7 @@ def _load_with_retries(
             delay *= 2
 
 
-def _release(sqs: SqsQueue, batches: list[ReceivedBatch]) -> None:
-    handles = receipt_handles(batches)
+def _release(sqs: SqsQueue, handles: list[str]) -> None:
     for part in chunked(handles):
         try:
             sqs.release(part)
@@ -279,7 +283,7 @@ def _ensure_raw_table(
     with warehouse.connect(credentials) as conn:
         if warehouse.table_exists(conn, settings.dataset_name, RAW_TABLE):
             return
-    _load_chunk(pipeline, [], settings, say)
+    _load_chunk(pipeline, Chunk([]), settings, say)
     _prepare_raw_table(credentials, settings)
 
 

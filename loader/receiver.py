@@ -1,8 +1,9 @@
 """Receiver threads: long-poll SQS in parallel into a bounded buffer, handed out in chunks.
 
-The buffer holds at most about one chunk, in messages and in body size, so memory stays
-bounded however large the queue or its messages, and receiving goes on while the previous
-chunk is being loaded.
+A chunk (one dlt load) is handed out batch by batch while dlt extracts it to disk, so it is
+never in memory as a whole: what stays are its receipt handles. The buffer holds what comes
+in while a chunk is normalized and loaded, bounded in messages and in body size, so memory
+stays bounded however large the queue, the chunks or the messages.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from loader.faults import crash_point
-from loader.source import ReceivedBatch
+from loader.source import Chunk, ReceivedBatch
 from loader.sqs import MAX_BATCH, SqsQueue
 
 _DONE = object()
+
+# What the buffer may hold: a second or so of receiving at the emulator's pace, enough to
+# keep the receivers busy while the previous chunk is normalized and loaded.
+BUFFER_MESSAGES = 10_000
+BUFFER_BODY_SIZE = 8 * 1024 * 1024
 
 
 class _Budget:
@@ -110,8 +116,11 @@ class Receiver:
         self._budget = _Budget(max_messages)
         self._chunk_size = chunk_size
         self._chunk_body_size = chunk_body_size
-        # about one chunk waits while the previous one loads
-        self._buffer = _Buffer(max(2 * MAX_BATCH, chunk_size), chunk_body_size)
+        self._buffer = _Buffer(
+            max(2 * MAX_BATCH, min(chunk_size, BUFFER_MESSAGES)),
+            min(chunk_body_size, BUFFER_BODY_SIZE),
+        )
+        self._running = max(1, threads)
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._threads = [
@@ -147,33 +156,38 @@ class Receiver:
         finally:
             self._buffer.put_done()
 
-    def chunks(self, chunk_seconds: float) -> Iterator[list[ReceivedBatch]]:
+    def chunks(self, chunk_seconds: float) -> Iterator[Chunk]:
         """Chunks of about `chunk_size` messages, or of `chunk_body_size` body characters if
-        that comes first; a chunk is cut after `chunk_seconds` anyway."""
-        running = len(self._threads)
-        chunk: list[ReceivedBatch] = []
-        count = size = 0
-        deadline = 0.0
-        while running:
-            timeout = max(0.0, deadline - time.monotonic()) if chunk else None
-            item = self._buffer.get(timeout=timeout)
-            if item is _DONE:
-                running -= 1
-                continue
-            if isinstance(item, ReceivedBatch):
-                if not chunk:
-                    deadline = time.monotonic() + chunk_seconds
-                chunk.append(item)
-                count += len(item)
-                size += item.body_size
-            full = count >= self._chunk_size or size >= self._chunk_body_size
-            if chunk and (full or time.monotonic() >= deadline):
-                yield chunk
-                chunk, count, size = [], 0, 0
-        if chunk:
-            yield chunk
+        that comes first, each cut `chunk_seconds` after its first message anyway. Go through
+        each chunk before asking for the next."""
+        while (first := self._next_batch(None)) is not None:
+            yield Chunk(self._batches_of_chunk(first, time.monotonic() + chunk_seconds))
         if self._errors:
             raise self._errors[0]
+
+    def _batches_of_chunk(self, first: ReceivedBatch, deadline: float) -> Iterator[ReceivedBatch]:
+        batch: ReceivedBatch | None = first
+        messages = size = 0
+        while batch is not None:
+            yield batch
+            messages += len(batch)
+            size += batch.body_size
+            if messages >= self._chunk_size or size >= self._chunk_body_size:
+                return
+            batch = self._next_batch(deadline)
+
+    def _next_batch(self, deadline: float | None) -> ReceivedBatch | None:
+        """The next batch received; None at `deadline` (monotonic) or once every thread is done."""
+        while self._running:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            item = self._buffer.get(timeout=timeout)
+            if item is None:
+                return None  # timed out
+            if item is _DONE:
+                self._running -= 1
+                continue
+            return item  # type: ignore[return-value]
+        return None
 
     def stop(self) -> list[ReceivedBatch]:
         """Stop receiving; returns what was received but not yet handed out."""

@@ -1,13 +1,14 @@
 """The dlt source: SQS messages as rows of `raw.login_messages`, exactly as received.
 
 No parsing or validation here (that is dbt's job): one row per delivery with the body
-verbatim and the SQS metadata beside it. Rows are built as Arrow tables, so dlt skips its
-row-by-row normalizer and loads them with COPY.
+verbatim and the SQS metadata beside it. Rows are built as Arrow tables of a few thousand
+messages as they arrive, so dlt skips its row-by-row normalizer, writes each to disk at once
+and loads them with COPY: a load of any size holds one such table in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,11 @@ import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
 RAW_TABLE = "login_messages"
+
+# One Arrow table (a parquet row group in the load package) per this many messages, or body
+# characters: per-table overhead is gone by ~2,000, and large messages stay a few MB a table.
+PIECE_MESSAGES = 2_000
+PIECE_BODY_SIZE = 2 * 1024 * 1024
 
 RAW_COLUMNS: TTableSchemaColumns = {
     "message_id": {"data_type": "text", "nullable": False},
@@ -86,6 +92,26 @@ class ReceivedBatch:
         return len(self.rows)
 
 
+class Chunk:
+    """The messages of one dlt load, gone through once, batch by batch, as they come (from
+    the receiver threads, while dlt extracts them). It keeps only what it needs after the
+    load: the count, and each batch's list of receipt handles (to delete or release them)."""
+
+    def __init__(self, batches: Iterable[ReceivedBatch]) -> None:
+        self._batches = batches
+        self.messages = 0
+        self.handle_lists: list[list[str]] = []
+
+    def __iter__(self) -> Iterator[ReceivedBatch]:
+        for batch in self._batches:
+            self.messages += len(batch)
+            self.handle_lists.append(batch.receipt_handles)
+            yield batch
+
+    def receipt_handles(self) -> list[str]:
+        return [handle for handles in self.handle_lists for handle in handles]
+
+
 def receipt_handles(batches: Sequence[ReceivedBatch]) -> list[str]:
     """Every receipt handle of `batches`, in order (to delete, release or extend them)."""
     return [handle for batch in batches for handle in batch.receipt_handles]
@@ -110,12 +136,32 @@ def to_arrow(batches: Sequence[ReceivedBatch]) -> pa.Table:
     )
 
 
+def pieces(batches: Iterable[ReceivedBatch]) -> Iterator[list[ReceivedBatch]]:
+    """`batches` in groups of about PIECE_MESSAGES messages or PIECE_BODY_SIZE characters."""
+    piece: list[ReceivedBatch] = []
+    messages = size = 0
+    for batch in batches:
+        piece.append(batch)
+        messages += len(batch)
+        size += batch.body_size
+        if messages >= PIECE_MESSAGES or size >= PIECE_BODY_SIZE:
+            yield piece
+            piece, messages, size = [], 0, 0
+    if piece:
+        yield piece
+
+
 @dlt.resource(name=RAW_TABLE, write_disposition="append", columns=RAW_COLUMNS)
-def login_messages(batches: Sequence[ReceivedBatch]) -> Iterator[pa.Table]:
-    yield to_arrow(batches)
+def login_messages(batches: Iterable[ReceivedBatch]) -> Iterator[pa.Table]:
+    empty = True
+    for piece in pieces(batches):
+        empty = False
+        yield to_arrow(piece)
+    if empty:
+        yield to_arrow([])  # an empty load still creates the table
 
 
 @dlt.source(name="sqs", max_table_nesting=0)
-def sqs_logins(batches: Sequence[ReceivedBatch]) -> Any:
-    """The messages one chunk of the load received."""
+def sqs_logins(batches: Iterable[ReceivedBatch]) -> Any:
+    """The messages one chunk of the load receives, as they come."""
     return login_messages(batches)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterable
 
-from loader.source import ReceivedBatch, receipt_handles
 from loader.sqs import SqsQueue, SqsUnavailable, chunked
 
 
@@ -20,7 +20,8 @@ class VisibilityKeeper:
     def __init__(self, sqs: SqsQueue, visibility_timeout: int) -> None:
         self._sqs = sqs
         self._timeout = visibility_timeout
-        self._held: dict[int, tuple[ReceivedBatch, float]] = {}
+        # by the id of each batch's handle list, which the keeper holds (so the id is its own)
+        self._held: dict[int, tuple[list[str], float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="visibility", daemon=True)
@@ -34,14 +35,15 @@ class VisibilityKeeper:
         self._stop.set()
         self._thread.join()
 
-    def hold(self, batch: ReceivedBatch) -> None:
+    def hold(self, handles: list[str]) -> None:
+        """Keep hidden the messages of one received batch, by its list of receipt handles."""
         with self._lock:
-            self._held[id(batch)] = (batch, time.monotonic())
+            self._held[id(handles)] = (handles, time.monotonic())
 
-    def drop(self, batches: list[ReceivedBatch]) -> None:
+    def drop(self, handle_lists: Iterable[list[str]]) -> None:
         with self._lock:
-            for batch in batches:
-                self._held.pop(id(batch), None)
+            for handles in handle_lists:
+                self._held.pop(id(handles), None)
 
     def _run(self) -> None:
         # check often enough that a batch is extended with a good margin before its timeout
@@ -56,11 +58,13 @@ class VisibilityKeeper:
         now = time.monotonic()
         with self._lock:
             due = [
-                batch for batch, since in self._held.values() if now - since >= self._timeout / 3
+                handles
+                for handles, since in self._held.values()
+                if now - since >= self._timeout / 3
             ]
-            for batch in due:
-                self._held[id(batch)] = (batch, now)
-        handles = receipt_handles(due)
+            for handles in due:
+                self._held[id(handles)] = (handles, now)
+        handles = [handle for batch_handles in due for handle in batch_handles]
         for part in chunked(handles):
             try:
                 self._sqs.extend(part, self._timeout)

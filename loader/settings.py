@@ -83,8 +83,9 @@ class LoaderSettings(BaseConfiguration):
     # Threads receiving from SQS in parallel; deletes use as many.
     receivers: int = 4
     # Messages per dlt load. Each load costs dlt about 0.1 s of CPU however small, so larger
-    # loads are cheaper; messages reach dlt as they arrive, so memory does not grow with it.
-    # It bounds how many messages wait for their commit (and come back after a crash).
+    # loads are cheaper; messages reach dlt as they arrive, so memory grows only by the receipt
+    # handles a load keeps. It bounds how many messages wait for their commit (and come back
+    # after a crash).
     chunk_size: int = 50_000
     # ...and message bodies per dlt load (characters: bytes, for ASCII JSON): bounds a load
     # package on disk and one COPY when messages are large (SQS allows 256 KB). 50,000 logins

@@ -57,7 +57,7 @@ RawRow = tuple[str, str, int | None, int | None, str | None, str | None]
 class ReceivedBatch:
     """What one ReceiveMessage call returned, and when: the rows raw keeps and the receipt
     handles to delete them with. Made in the receiver thread, so botocore's larger response
-    dicts are freed at once (a chunk in flight is a third the memory)."""
+    dicts are freed at once (what waits in the buffer is a third the memory)."""
 
     rows: list[RawRow]
     receipt_handles: list[str]
@@ -110,11 +110,6 @@ class Chunk:
 
     def receipt_handles(self) -> list[str]:
         return [handle for handles in self.handle_lists for handle in handles]
-
-
-def receipt_handles(batches: Sequence[ReceivedBatch]) -> list[str]:
-    """Every receipt handle of `batches`, in order (to delete, release or extend them)."""
-    return [handle for batch in batches for handle in batch.receipt_handles]
 
 
 def to_arrow(batches: Sequence[ReceivedBatch]) -> pa.Table:

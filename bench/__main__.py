@@ -349,6 +349,16 @@ def render(result: dict[str, Any]) -> str:
             + f"  {n / spread([s['wall'] for s in samples])['median']:,.0f} msg/s",
         )
         row(f"{name}: CPU us/message", ranged([s["cpu_us_per_message"] for s in samples], ".0f"))
+        if "system_cpu" in samples[0]:  # results from before 2026-11-24's sixth run lack them
+            row(
+                f"{name}: kernel CPU s; switches/msg",
+                ranged([s["system_cpu"] for s in samples], ".1f")
+                + "  "
+                + ranged([s["voluntary_switches"] / n for s in samples], ".2f")
+                + " vol., "
+                + ranged([s["involuntary_switches"] / n for s in samples], ".2f")
+                + " invol.",
+            )
     wall, cpu = result["ratios"]["wall"], result["ratios"]["cpu"]
     row(
         "load / drain: wall",

@@ -22,6 +22,11 @@ class Sample:
     # CPU seconds the servers used meanwhile (None where not measurable, e.g. a remote host)
     postgres_cpu: float | None = None
     emulator_cpu: float | None = None
+    # how `cpu` splits, and the context switches behind the kernel's part (threads waiting on
+    # each other or on sockets: voluntary; preempted: involuntary)
+    system_cpu: float = 0.0
+    voluntary_switches: int = 0
+    involuntary_switches: int = 0
 
     @property
     def cpu_us_per_message(self) -> float:
@@ -73,6 +78,9 @@ def run_measured(
         peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
         messages=messages,
         load_average=load_average,
+        system_cpu=usage.ru_stime,
+        voluntary_switches=usage.ru_nvcsw,
+        involuntary_switches=usage.ru_nivcsw,
         **servers_used,
     )
     return sample, out_path.read_text()

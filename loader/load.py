@@ -126,7 +126,7 @@ def _drain(
     stats = LoadStats()
     stats.pending_packages_finished = _finish_pending_packages(pipeline, settings, say)
 
-    deleter = Deleter(sqs)
+    deleter = Deleter(sqs, settings.receivers)
     keeper = VisibilityKeeper(sqs, sqs_settings.visibility_timeout_seconds)
     receiver = Receiver(
         sqs,
@@ -135,7 +135,6 @@ def _drain(
         settings.chunk_size,
         settings.chunk_bytes,
         on_receive=lambda batch: keeper.hold(batch.receipt_handles),
-        deleter=deleter,
     )
     try:
         with deleter, keeper, receiver:

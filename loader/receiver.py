@@ -1,5 +1,4 @@
-"""Receiver threads: long-poll SQS in parallel into a bounded buffer, handed out in chunks;
-between receives, and after, they delete what has landed (loader/deleter.py).
+"""Receiver threads: long-poll SQS in parallel into a bounded buffer, handed out in chunks.
 
 A chunk (one dlt load) is handed out batch by batch while dlt extracts it to disk, so it is
 never in memory as a whole: what stays are its receipt handles. The buffer holds what comes
@@ -15,7 +14,6 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from loader.deleter import Deleter
 from loader.faults import crash_point
 from loader.source import Chunk, ReceivedBatch
 from loader.sqs import MAX_BATCH, SqsQueue
@@ -26,8 +24,6 @@ _DONE = object()
 # keep the receivers busy while the previous chunk is normalized and loaded.
 BUFFER_MESSAGES = 10_000
 BUFFER_BODY_SIZE = 8 * 1024 * 1024
-# A receiver waiting for room in the buffer deletes what has landed meanwhile this often.
-DELETE_WHILE_FULL_SECONDS = 1.0
 
 
 class _Budget:
@@ -70,16 +66,14 @@ class _Buffer:
     def _full(self) -> bool:
         return self._messages >= self._max_messages or self._size >= self._max_size
 
-    def put(self, batch: ReceivedBatch, timeout: float | None = None) -> bool:
-        """Add `batch` once there is room; False if none came within `timeout` seconds."""
+    def put(self, batch: ReceivedBatch) -> None:
         with self._not_full:
-            if not self._not_full.wait_for(lambda: not self._full(), timeout):
-                return False
+            while self._full():
+                self._not_full.wait()
             self._items.append(batch)
             self._messages += len(batch)
             self._size += batch.body_size
             self._not_empty.notify()
-            return True
 
     def put_done(self) -> None:
         """A thread's last word: never waits for room."""
@@ -116,11 +110,9 @@ class Receiver:
         chunk_size: int,
         chunk_body_size: int,
         on_receive: Callable[[ReceivedBatch], None] | None = None,
-        deleter: Deleter | None = None,
     ) -> None:
         self._sqs = sqs
         self._on_receive = on_receive
-        self._deleter = deleter
         self._budget = _Budget(max_messages)
         self._chunk_size = chunk_size
         self._chunk_body_size = chunk_body_size
@@ -137,8 +129,6 @@ class Receiver:
         ]
 
     def __enter__(self) -> Receiver:
-        if self._deleter:
-            self._deleter.expect(len(self._threads))
         for thread in self._threads:
             thread.start()
         return self
@@ -149,8 +139,6 @@ class Receiver:
     def _receive_until_drained(self) -> None:
         try:
             while not self._stop.is_set():
-                if self._deleter:
-                    self._deleter.delete_queued()
                 wanted = self._budget.take(MAX_BATCH)
                 if wanted == 0:
                     return
@@ -162,16 +150,11 @@ class Receiver:
                 if self._on_receive:
                     self._on_receive(batch)
                 crash_point("received")
-                # while the buffer is full (a load in progress), deletes must not wait
-                while not self._buffer.put(batch, timeout=DELETE_WHILE_FULL_SECONDS):
-                    if self._deleter:
-                        self._deleter.delete_queued()
+                self._buffer.put(batch)
         except BaseException as error:  # handed to the main thread, which reports it
             self._errors.append(error)
         finally:
             self._buffer.put_done()
-            if self._deleter:
-                self._deleter.serve_until_finished()
 
     def chunks(self, chunk_seconds: float) -> Iterator[Chunk]:
         """Chunks of about `chunk_size` messages, or of `chunk_body_size` body characters if
@@ -207,15 +190,11 @@ class Receiver:
         return None
 
     def stop(self) -> list[ReceivedBatch]:
-        """Stop receiving; returns what was received but not yet handed out. The threads go
-        on serving the deleter, if any, until it finishes."""
+        """Stop receiving; returns what was received but not yet handed out."""
         self._stop.set()
         held: list[ReceivedBatch] = []
-        # every thread's last put is its _DONE; a thread blocked on a full buffer is freed here
-        while self._running or not self._buffer.empty():
+        while any(thread.is_alive() for thread in self._threads) or not self._buffer.empty():
             item = self._buffer.get(timeout=0.1)
-            if item is _DONE:
-                self._running -= 1
-            elif isinstance(item, ReceivedBatch):
+            if isinstance(item, ReceivedBatch):
                 held.append(item)
         return held

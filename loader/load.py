@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import dlt
@@ -145,7 +146,7 @@ def _drain(
                     stats.received += chunk.messages
                     held = chunk.handle_lists + [b.receipt_handles for b in receiver.stop()]
                     keeper.drop(held)
-                    _release(sqs, [handle for handles in held for handle in handles])
+                    _release(sqs, list(chain.from_iterable(held)))
                     raise
                 count = chunk.messages
                 stats.received += count

@@ -13,9 +13,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from itertools import chain
 
 from loader.faults import crash_point
-from loader.source import Chunk, ReceivedBatch
+from loader.source import Chunk, ReceivedBatch, bounded
 from loader.sqs import MAX_BATCH, SqsQueue
 
 _DONE = object()
@@ -120,13 +121,13 @@ class Receiver:
             max(2 * MAX_BATCH, min(chunk_size, BUFFER_MESSAGES)),
             min(chunk_body_size, BUFFER_BODY_SIZE),
         )
-        self._running = max(1, threads)
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._threads = [
             threading.Thread(target=self._receive_until_drained, name=f"receiver-{n}", daemon=True)
             for n in range(max(1, threads))
         ]
+        self._running = len(self._threads)  # threads that have not yet put their _DONE
 
     def __enter__(self) -> Receiver:
         for thread in self._threads:
@@ -161,20 +162,14 @@ class Receiver:
         that comes first, each cut `chunk_seconds` after its first message anyway. Go through
         each chunk before asking for the next."""
         while (first := self._next_batch(None)) is not None:
-            yield Chunk(self._batches_of_chunk(first, time.monotonic() + chunk_seconds))
+            received = chain([first], self._batches_until(time.monotonic() + chunk_seconds))
+            yield Chunk(bounded(received, self._chunk_size, self._chunk_body_size))
         if self._errors:
             raise self._errors[0]
 
-    def _batches_of_chunk(self, first: ReceivedBatch, deadline: float) -> Iterator[ReceivedBatch]:
-        batch: ReceivedBatch | None = first
-        messages = size = 0
-        while batch is not None:
+    def _batches_until(self, deadline: float) -> Iterator[ReceivedBatch]:
+        while (batch := self._next_batch(deadline)) is not None:
             yield batch
-            messages += len(batch)
-            size += batch.body_size
-            if messages >= self._chunk_size or size >= self._chunk_body_size:
-                return
-            batch = self._next_batch(deadline)
 
     def _next_batch(self, deadline: float | None) -> ReceivedBatch | None:
         """The next batch received; None at `deadline` (monotonic) or once every thread is done."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 import dlt
@@ -99,17 +100,19 @@ class Chunk:
 
     def __init__(self, batches: Iterable[ReceivedBatch]) -> None:
         self._batches = batches
-        self.messages = 0
         self.handle_lists: list[list[str]] = []
 
     def __iter__(self) -> Iterator[ReceivedBatch]:
         for batch in self._batches:
-            self.messages += len(batch)
             self.handle_lists.append(batch.receipt_handles)
             yield batch
 
+    @property
+    def messages(self) -> int:
+        return sum(map(len, self.handle_lists))
+
     def receipt_handles(self) -> list[str]:
-        return [handle for handles in self.handle_lists for handle in handles]
+        return list(chain.from_iterable(self.handle_lists))
 
 
 def to_arrow(batches: Sequence[ReceivedBatch]) -> pa.Table:
@@ -131,18 +134,24 @@ def to_arrow(batches: Sequence[ReceivedBatch]) -> pa.Table:
     )
 
 
-def pieces(batches: Iterable[ReceivedBatch]) -> Iterator[list[ReceivedBatch]]:
-    """`batches` in groups of about PIECE_MESSAGES messages or PIECE_BODY_SIZE characters."""
-    piece: list[ReceivedBatch] = []
+def bounded(
+    batches: Iterable[ReceivedBatch], max_messages: int, max_body_size: int
+) -> Iterator[ReceivedBatch]:
+    """Batches from `batches` up to, and with, the one that brings them to `max_messages`
+    messages or `max_body_size` body characters; nothing is taken from `batches` after it."""
     messages = size = 0
     for batch in batches:
-        piece.append(batch)
+        yield batch
         messages += len(batch)
         size += batch.body_size
-        if messages >= PIECE_MESSAGES or size >= PIECE_BODY_SIZE:
-            yield piece
-            piece, messages, size = [], 0, 0
-    if piece:
+        if messages >= max_messages or size >= max_body_size:
+            return
+
+
+def pieces(batches: Iterable[ReceivedBatch]) -> Iterator[list[ReceivedBatch]]:
+    """`batches` in groups of about PIECE_MESSAGES messages or PIECE_BODY_SIZE characters."""
+    rest = iter(batches)
+    while piece := list(bounded(rest, PIECE_MESSAGES, PIECE_BODY_SIZE)):
         yield piece
 
 

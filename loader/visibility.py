@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from itertools import chain
 
 from loader.sqs import SqsQueue, SqsUnavailable, chunked
 
@@ -64,8 +65,7 @@ class VisibilityKeeper:
             ]
             for handles in due:
                 self._held[id(handles)] = (handles, now)
-        handles = [handle for batch_handles in due for handle in batch_handles]
-        for part in chunked(handles):
+        for part in chunked(list(chain.from_iterable(due))):
             try:
                 self._sqs.extend(part, self._timeout)
                 self.extended += len(part)

@@ -196,6 +196,10 @@ def _client(settings: SqsSettings, max_connections: int) -> Any:
                 "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "5")),
             },
             max_pool_connections=max_connections,
+            # Every request is built here from typed settings, and SQS checks it again (a bad
+            # value is its clear error, as before); botocore's own check walked each entry of
+            # each batch on every call ("disable for performance reasons", its Config docs).
+            parameter_validation=False,
             connect_timeout=5,
             # a long poll holds the connection for up to WaitTimeSeconds
             read_timeout=MAX_WAIT_SECONDS + 10,

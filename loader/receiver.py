@@ -25,6 +25,8 @@ _DONE = object()
 # keep the receivers busy while the previous chunk is normalized and loaded.
 BUFFER_MESSAGES = 10_000
 BUFFER_BODY_SIZE = 8 * 1024 * 1024
+# The longest a batch waits in the buffer for others before the main thread takes it.
+HAND_OUT_SECONDS = 0.5
 
 
 class _Budget:
@@ -51,14 +53,23 @@ class _Budget:
 class _Buffer:
     """Batches on their way to the main thread. A receiver puts its batch only while the
     buffer holds fewer than `max_messages` messages and `max_size` body characters, so it
-    overshoots by at most one batch a thread."""
+    overshoots by at most one batch a thread.
+
+    The main thread is woken once a hand-out's worth is buffered (a quarter of the bounds), or
+    a thread is done, or HAND_OUT_SECONDS passed with less; then it takes what is there batch
+    by batch without waiting. Woken for every batch, it cost a context switch or two per 10
+    messages (the loader's main thread: 14,000 voluntary switches per 50,000 messages)."""
 
     def __init__(self, max_messages: int, max_size: int) -> None:
         self._items: deque[object] = deque()
         self._messages = 0
         self._size = 0
+        self._done = 0  # _DONE items in the buffer
         self._max_messages = max_messages
         self._max_size = max_size
+        self._hand_out_messages = max(1, max_messages // 4)
+        self._hand_out_size = max(1, max_size // 4)
+        self._handing_out = False
         # as queue.Queue does: one lock, a condition for each side, one waiter woken at a time
         lock = threading.Lock()
         self._not_empty = threading.Condition(lock)
@@ -67,6 +78,13 @@ class _Buffer:
     def _full(self) -> bool:
         return self._messages >= self._max_messages or self._size >= self._max_size
 
+    def _worth_waking_for(self) -> bool:
+        return (
+            self._done > 0
+            or self._messages >= self._hand_out_messages
+            or self._size >= self._hand_out_size
+        )
+
     def put(self, batch: ReceivedBatch) -> None:
         with self._not_full:
             while self._full():
@@ -74,26 +92,46 @@ class _Buffer:
             self._items.append(batch)
             self._messages += len(batch)
             self._size += batch.body_size
-            self._not_empty.notify()
+            if self._worth_waking_for():
+                self._not_empty.notify()
 
     def put_done(self) -> None:
         """A thread's last word: never waits for room."""
         with self._not_full:
             self._items.append(_DONE)
+            self._done += 1
             self._not_empty.notify()
 
     def get(self, timeout: float | None) -> object | None:
         """The oldest item, or None if none came within `timeout` seconds."""
         with self._not_empty:
-            if not self._not_empty.wait_for(lambda: self._items, timeout):
+            if not self._handing_out and not self._wait_for_hand_out(timeout):
                 return None
             item = self._items.popleft()
-            if isinstance(item, ReceivedBatch):
+            self._handing_out = bool(self._items)
+            if item is _DONE:
+                self._done -= 1
+            elif isinstance(item, ReceivedBatch):
                 self._messages -= len(item)
                 self._size -= item.body_size
                 if not self._full():
                     self._not_full.notify()
             return item
+
+    def _wait_for_hand_out(self, timeout: float | None) -> bool:
+        """Whether there is something to hand out within `timeout`: at once if a hand-out's
+        worth is there, else whatever came within HAND_OUT_SECONDS (or `timeout`)."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = HAND_OUT_SECONDS if end is None else max(0.0, end - time.monotonic())
+            if self._not_empty.wait_for(self._worth_waking_for, min(left, HAND_OUT_SECONDS)):
+                break
+            if self._items:
+                break  # less than a hand-out's worth, but it has waited long enough
+            if end is not None and time.monotonic() >= end:
+                return False
+        self._handing_out = True
+        return True
 
     def empty(self) -> bool:
         with self._not_empty:

@@ -90,6 +90,14 @@ class _ReceivePoll:
 
     @classmethod
     def of(cls, environ: dict[str, Any], body: bytes) -> _ReceivePoll | None:
+        """None for every other request, and for one moto should refuse as it is."""
+        try:
+            return cls._parse(environ, body)
+        except (ValueError, TypeError, AttributeError):
+            return None  # malformed: moto answers with its error, at once
+
+    @classmethod
+    def _parse(cls, environ: dict[str, Any], body: bytes) -> _ReceivePoll | None:
         if environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage":
             request = json.loads(body or b"{}")
             wait = int(request.get("WaitTimeSeconds") or 0)

@@ -98,7 +98,10 @@ class _ReceivePoll:
 
     @classmethod
     def _parse(cls, environ: dict[str, Any], body: bytes) -> _ReceivePoll | None:
-        if environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage":
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if target is not None:  # the JSON protocol names the operation in a header
+            if target != "AmazonSQS.ReceiveMessage":
+                return None
             request = json.loads(body or b"{}")
             wait = int(request.get("WaitTimeSeconds") or 0)
             request["WaitTimeSeconds"] = 0

@@ -8,55 +8,46 @@ import time
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 from moto.sqs.models import Message, SQSBackend
 
+from loader.settings import SqsSettings
+from loader.sqs import SqsQueue
 from loader.sqs_emulator import EMULATOR_ACCOUNT_ID, _fast_retention_check
-from loader.sqs_query_protocol import query_protocol_session
 
 
-def _client(endpoint: str, protocol: str) -> Any:
-    options: dict[str, Any] = {
-        "endpoint_url": endpoint,
-        "region_name": "us-east-1",
-        "aws_access_key_id": "test",
-        "aws_secret_access_key": "test",
-    }
-    if protocol == "query":
-        with query_protocol_session() as botocore_session:
-            return boto3.session.Session(botocore_session=botocore_session).client("sqs", **options)
-    return boto3.client("sqs", **options)
+def _new_queue(endpoint: str, protocol: str, wait_seconds: int) -> SqsQueue:
+    """A queue of its own on the emulator, through the loader's own client."""
+    settings = SqsSettings()
+    settings.queue_url = f"{endpoint}/{EMULATOR_ACCOUNT_ID}/poll-{uuid.uuid4().hex[:8]}"
+    settings.protocol = protocol
+    settings.wait_time_seconds = wait_seconds
+    queue = SqsQueue(settings)
+    queue.create()
+    return queue
 
 
 @pytest.mark.parametrize("protocol", ["json", "query"])
 def test_a_long_poll_gets_what_is_sent_while_it_waits(sqs_endpoint: str, protocol: str) -> None:
     """Were the poll made inside the emulator's lock, the send would wait for it to end and the
     poll would come back empty."""
-    client = _client(sqs_endpoint, protocol)
-    url = client.create_queue(QueueName=f"poll-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue = _new_queue(sqs_endpoint, protocol, wait_seconds=10)
     received: list[dict[str, Any]] = []
-
-    def poll() -> None:
-        answer = client.receive_message(QueueUrl=url, WaitTimeSeconds=10, MaxNumberOfMessages=10)
-        received.extend(answer.get("Messages", []))
-
-    poller = threading.Thread(target=poll)
+    poller = threading.Thread(target=lambda: received.extend(queue.receive()))
     poller.start()
     time.sleep(0.5)  # the poll is waiting on an empty queue
-    client.send_message(QueueUrl=url, MessageBody="sent during the poll")
+    assert queue.send(["sent during the poll"]) == []
     poller.join(15)
 
     assert [message["Body"] for message in received] == ["sent during the poll"]
-    assert client.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages") is None
+    again = queue.client.receive_message(QueueUrl=queue.url, WaitTimeSeconds=1)
+    assert again.get("Messages") is None
 
 
 def test_an_empty_long_poll_waits_its_time_and_answers_empty(sqs_endpoint: str) -> None:
-    client = _client(sqs_endpoint, "json")
-    url = client.create_queue(QueueName=f"empty-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue = _new_queue(sqs_endpoint, "json", wait_seconds=1)
     started = time.monotonic()
-    answer = client.receive_message(QueueUrl=url, WaitTimeSeconds=1)
-    assert answer.get("Messages") is None
+    assert queue.receive() == []
     assert time.monotonic() - started >= 0.9  # it waited, as SQS does, instead of returning
 
 

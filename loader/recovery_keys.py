@@ -3,34 +3,31 @@
 The database holds only the public key. The private key stays in a passphrase-protected file
 with whoever recovers; decryption happens here, in the recovering process, never in Postgres,
 so neither the private key nor its passphrase is ever sent to the database.
+
+OpenPGP is Sequoia's (pysequoia). Its Python API can generate and use keys but cannot
+passphrase-protect a generated secret key in place, so the private key file `generate` makes
+is the key (an OpenPGP transferable secret key) inside an OpenPGP message encrypted with the
+passphrase (iterated and salted S2K, AES-256): any OpenPGP tool opens it, e.g.
+`sq decrypt recovery_key.asc` or `gpg --decrypt recovery_key.asc`. Files written by earlier
+releases (PGPy: a secret key protected in place) are read as they are.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-with warnings.catch_warnings():
-    # PGPy 0.6 calls cryptography APIs that now warn about deprecated ciphers it never uses here.
-    warnings.simplefilter("ignore")
-    import pgpy
-    from pgpy.constants import (
-        CompressionAlgorithm,
-        HashAlgorithm,
-        KeyFlags,
-        PubKeyAlgorithm,
-        SymmetricKeyAlgorithm,
-    )
-    from pgpy.errors import PGPDecryptionError, PGPError
-    from pgpy.packet.fields import RSAPriv
+import pysequoia
+from pysequoia.packet import Packet, PacketPile, Tag
 
 from loader.errors import ConfigurationError, PipelineError
 
 # pgcrypto encrypts to RSA or Elgamal keys, not elliptic-curve ones; 3072-bit RSA is ~128-bit
-# security. pgcrypto uses the encryption subkey, so the pair is a certify-only primary + subkey.
-RSA_BITS = 3072
+# security. pgcrypto refuses a key with two subkeys it could encrypt to (any RSA subkey
+# qualifies, whatever its flags), so the pair is a certify-only primary + one encryption subkey.
+CIPHER_SUITE = pysequoia.CipherSuite.RSA3k
+USER_ID = "logins PII recovery"
 MIN_PASSPHRASE_CHARS = 12
 
 
@@ -46,20 +43,41 @@ def generate(passphrase: str) -> GeneratedPair:
         raise ConfigurationError(
             f"the recovery passphrase is too short: use at least {MIN_PASSPHRASE_CHARS} characters"
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        primary = pgpy.PGPKey.new(PubKeyAlgorithm.RSAEncryptOrSign, RSA_BITS)
-        primary.add_uid(
-            pgpy.PGPUID.new("logins PII recovery"),
-            usage={KeyFlags.Certify},
-            hashes=[HashAlgorithm.SHA256],
-            ciphers=[SymmetricKeyAlgorithm.AES256],
-            compression=[CompressionAlgorithm.Uncompressed],
-        )
-        subkey = pgpy.PGPKey.new(PubKeyAlgorithm.RSAEncryptOrSign, RSA_BITS)
-        primary.add_subkey(subkey, usage={KeyFlags.EncryptCommunications, KeyFlags.EncryptStorage})
-        primary.protect(passphrase, SymmetricKeyAlgorithm.AES256, HashAlgorithm.SHA256)
-    return GeneratedPair(str(primary), bytes(primary.pubkey), str(primary.fingerprint))
+    # validity_seconds=None: no expiry (Sequoia's default is 3 years, after which it would
+    # refuse to decrypt with the key, and the vault would be unrecoverable).
+    generated = pysequoia.Tsk.generate(USER_ID, cipher_suite=CIPHER_SUITE, validity_seconds=None)
+    packets = _without_signing_subkeys(PacketPile.from_bytes(bytes(generated)))
+    key = pysequoia.Tsk.from_packets(packets)
+    sealed = pysequoia.encrypt(bytes(key), passwords=[passphrase], armor=True).decode("ascii")
+    public = key.extract_certificate()
+    return GeneratedPair(sealed, bytes(public), public.fingerprint.upper())
+
+
+def _without_signing_subkeys(packets: PacketPile) -> list[Packet]:
+    """Sequoia always adds a signing subkey; pgcrypto would see two RSA subkeys and refuse."""
+    head: list[Packet] = []
+    subkeys: list[list[Packet]] = []
+    for packet in packets:
+        if packet.tag in (Tag.SecretSubkey, Tag.PublicSubkey):
+            subkeys.append([packet])
+        elif subkeys:
+            subkeys[-1].append(packet)
+        else:
+            head.append(packet)
+    encrypting = [group for group in subkeys if _binds_encryption_only(group)]
+    if len(encrypting) != 1:
+        raise RuntimeError(f"expected one encryption subkey, the new key has {len(encrypting)}")
+    return head + encrypting[0]
+
+
+def _binds_encryption_only(subkey: list[Packet]) -> bool:
+    flags = [packet.key_flags for packet in subkey[1:] if packet.tag == Tag.Signature]
+    return any(
+        f is not None
+        and (f.transport_encryption or f.storage_encryption)
+        and not (f.signing or f.certification or f.authentication)
+        for f in flags
+    )
 
 
 def write_private_key(path: Path, armored: str) -> None:
@@ -76,77 +94,89 @@ def write_private_key(path: Path, armored: str) -> None:
         handle.write(armored)
 
 
-# PGPy rebuilds the RSA key object for every message it decrypts, and cryptography validates
-# the key each time: ~0.5 s a value for a 3072-bit key. While a Decryptor is open, each key is
-# built once (0.5 ms a value after that); the cache is emptied when it closes.
-_built_private_keys: dict[int, object] = {}
-_build_private_key = RSAPriv.__privkey__
-
-
-def _memoized_private_key(self: RSAPriv) -> object:
-    built = _built_private_keys.get(id(self))
-    if built is None:
-        built = _built_private_keys[id(self)] = _build_private_key(self)
-    return built
-
-
-RSAPriv.__privkey__ = _memoized_private_key
-
-
 class Decryptor:
     """An unlocked private key, for as long as the `with` block lasts."""
 
     def __init__(self, path: Path, passphrase: str) -> None:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._key, _ = pgpy.PGPKey.from_file(str(path))
-        except (OSError, ValueError, PGPError) as error:
-            raise ConfigurationError(
-                f"cannot read the recovery private key {path}: {error}; pass the file "
-                "`logins pii keygen` wrote"
-            ) from error
+            self._data = Path(path).read_bytes()
+            first = next(iter(PacketPile.from_bytes(self._data)), None)
+        except (OSError, RuntimeError, ValueError) as error:
+            raise _unreadable(path, _reason(error)) from error
+        if first is None or first.tag not in (Tag.SKESK, Tag.SecretKey):
+            raise _unreadable(path, "it holds no OpenPGP private key")
+        # SKESK: the key inside a passphrase-encrypted message (`generate`); SecretKey: a key
+        # protected in place (PGPy, before pysequoia).
+        self._sealed = first.tag == Tag.SKESK
+        self._path = Path(path)
         self._passphrase = passphrase
-        self._unlocked = None
+        self._decryptor: pysequoia.PyDecryptor | None = None
 
     def __enter__(self) -> Decryptor:
+        if self._sealed:
+            try:
+                opened = pysequoia.decrypt(self._data, passwords=[self._passphrase]).bytes
+            except (RuntimeError, ValueError) as error:
+                raise _wrong_passphrase() from error
+            key_bytes, password = opened or b"", None
+        else:
+            key_bytes, password = self._data, self._passphrase
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._unlocked = self._key.unlock(self._passphrase)
-                self._unlocked.__enter__()
-        except PGPDecryptionError as error:
-            raise PipelineError(
-                "wrong passphrase for the recovery private key: set PII__RECOVERY_PASSPHRASE "
-                "(or type it at the prompt) to the one chosen at `logins pii keygen`"
-            ) from error
+            key = pysequoia.Tsk.from_bytes(key_bytes)
+        except (RuntimeError, ValueError) as error:
+            raise _unreadable(self._path, _reason(error)) from error
+        try:
+            self._decryptor = key.decryptor(password)
+        except RuntimeError as error:
+            if "No suitable decryption subkey" in str(error):
+                raise _unreadable(self._path, "the key has no encryption subkey") from error
+            raise _wrong_passphrase() from error
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _built_private_keys.clear()
-        if self._unlocked is not None:
-            self._unlocked.__exit__(*exc)
+        self._decryptor = None
 
     def decrypt(self, ciphertext: bytes) -> str:
         """A message encrypted to the recovery key (a data key, in the vault's envelope)."""
+        if self._decryptor is None:
+            raise RuntimeError("Decryptor.decrypt() is only usable inside its `with` block")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                message = self._key.decrypt(pgpy.PGPMessage.from_blob(ciphertext))
-        except (PGPError, ValueError) as error:
+            plaintext = pysequoia.decrypt(ciphertext, decryptor=self._decryptor).bytes
+        except (RuntimeError, ValueError) as error:
             raise PipelineError(
                 "this private key cannot decrypt the vault's values (they were encrypted to "
                 "another recovery key): use the private key whose public key is installed"
             ) from error
-        return _text(message.message)
+        return (plaintext or b"").decode()
 
 
 def decrypt_with_data_key(data_key: str, ciphertext: bytes) -> str:
     """A value the vault encrypted with a data key (pgcrypto pgp_sym_encrypt)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _text(pgpy.PGPMessage.from_blob(ciphertext).decrypt(data_key).message)
+    try:
+        plaintext = pysequoia.decrypt(ciphertext, passwords=[data_key]).bytes
+    except (RuntimeError, ValueError) as error:
+        raise PipelineError(
+            f"a vault value does not decrypt with its data key ({_reason(error)}): the vault "
+            "row is damaged or was changed outside pii.seal_new()"
+        ) from error
+    return (plaintext or b"").decode()
 
 
-def _text(value: str | bytes | bytearray) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+def _reason(error: Exception) -> str:
+    """Sequoia's message without the Rust backtrace RUST_BACKTRACE=1 appends to it."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _unreadable(path: Path, reason: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"cannot read the recovery private key {path}: {reason}; pass the file "
+        "`logins pii keygen` wrote"
+    )
+
+
+def _wrong_passphrase() -> ConfigurationError:
+    return ConfigurationError(
+        "wrong passphrase for the recovery private key: set PII__RECOVERY_PASSPHRASE "
+        "(or type it at the prompt) to the one chosen at `logins pii keygen`"
+    )

@@ -8,8 +8,8 @@ OpenPGP is Sequoia's (pysequoia). Its Python API can generate and use keys but c
 passphrase-protect a generated secret key in place, so the private key file `generate` makes
 is the key (an OpenPGP transferable secret key) inside an OpenPGP message encrypted with the
 passphrase (iterated and salted S2K, AES-256): any OpenPGP tool opens it, e.g.
-`sq decrypt recovery_key.asc` or `gpg --decrypt recovery_key.asc`. Files written by earlier
-releases (PGPy: a secret key protected in place) are read as they are.
+`gpg --decrypt recovery_key.asc | gpg --import` (checked with GnuPG 2.2). Files written by
+earlier releases (PGPy: a secret key protected in place) are read as they are.
 """
 
 from __future__ import annotations

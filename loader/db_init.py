@@ -8,7 +8,8 @@ from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from loader import warehouse
 from loader.errors import ConfigurationError
 from loader.keys import configured_key, generate_key_file
-from loader.settings import LoaderSettings, PiiSettings
+from loader.roles import ensure_owner_role
+from loader.settings import LoaderSettings, PiiSettings, RolesSettings, roles_settings
 from loader.source import RAW_TABLE
 
 
@@ -17,17 +18,20 @@ def init_database(
     pii: PiiSettings,
     generate_key: bool = False,
     raw: LoaderSettings | None = None,
+    roles: RolesSettings | None = None,
 ) -> list[str]:
-    """pgcrypto, the masking function and the HMAC key, and with `raw`, an existing raw table
-    brought up to date. Returns what it did, for the user."""
+    """pgcrypto, the pii schema and the HMAC key, given to the owner role, and with `raw`, an
+    existing raw table brought up to date. Returns what it did, for the user."""
     notes: list[str] = []
-    if raw is not None:
-        notes += _upgrade_raw_table(credentials, raw)
     with warehouse.connect(credentials) as conn:
         if not warehouse.may_manage_pii(conn):
-            # e.g. `logins run` as the transformer role: an admin installed (and owns) it
-            return notes
-        warehouse.install_masking(conn)
+            # e.g. `logins run` as the transformer role: an admin installed it
+            return notes + (_upgrade_raw_table(credentials, raw) if raw else [])
+        with conn.cursor() as cursor:
+            cursor.execute("begin")  # all of the setup, or none of it
+            owner = ensure_owner_role(cursor, roles or roles_settings())
+            warehouse.install_masking(conn, owner)
+            cursor.execute("commit")
         status = warehouse.install_hmac_key(conn, configured_key(pii))
         if status == "missing":
             if not generate_key:
@@ -43,6 +47,8 @@ def init_database(
             )
         if status == "installed":
             notes.append("installed the HMAC key into pii.hmac_keys")
+    if raw is not None:  # after pipeline_lib is installed: raw's column needs it
+        notes += _upgrade_raw_table(credentials, raw)
     return notes
 
 
@@ -57,7 +63,8 @@ def _upgrade_raw_table(credentials: PostgresCredentials, raw: LoaderSettings) ->
         if warehouse.has_json_flag(conn, raw.dataset_name, RAW_TABLE):
             return []  # up to date: nothing to ask of its owner
         try:
-            added = warehouse.prepare_raw_table(conn, raw.dataset_name, RAW_TABLE)
+            # an admin rewrites the loader's table: refused if it carries the loader's code
+            added = warehouse.prepare_raw_table(conn, raw.dataset_name, RAW_TABLE, guard=True)
         except psycopg2.errors.InsufficientPrivilege:
             return [
                 f"{where} could not be brought up to date by this role (only its owner, the "

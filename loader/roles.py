@@ -1,17 +1,23 @@
 """`logins roles apply`: least-privilege database roles, created or brought up to date.
 
+  owner        NOLOGIN, not a superuser: owns the pii schema (keys, vault, audit log) and
+               pipeline_lib; pii's SECURITY DEFINER functions run with its rights only
   loader       writes the raw schema, and nothing else
-  transformer  what `dbt build` needs: reads raw, owns staging and the marts, calls
-               pii.mask_rows() and pii.seal_new() to mask new rows and seal their values in
-               the vault; cannot read the HMAC keys or the vault, and no private key is in
-               the database
+  transformer  what `dbt build` needs: reads raw, owns staging and the marts, passes the new
+               rows' values to pii.mask_values() to mask them and seal them in the vault;
+               cannot read the HMAC keys or the vault, and no private key is in the database
   analyst      reads the marts only: no raw, staging or pii (so not even pii.mask(), which
                would let them hash all 2^32 IPv4 addresses)
-  pii_admin    recovery, erasure, retention and rotation, through pii's audited functions
+  pii_admin    recovery, erasure, retention and rotation, through pii's audited functions.
+               NOINHERIT member of loader and transformer: it becomes them only to VACUUM
+               what it erased (only a table's owner may)
 
-Roles are made with LOGIN and no password: set one from your secret store (ALTER ROLE ...
-PASSWORD) or grant the role to your own login users. Idempotent; run it as an admin after
-`logins db init` (`logins up` does both).
+transformer and pii_admin bypass row-level security (BYPASSRLS), so no policy a table's owner
+adds runs with their rights; the CLI also refuses tables that carry such code
+(loader/attached_code.py). TEMP is revoked from PUBLIC and granted to the transformer (dbt's
+temporary tables). Roles are made with no password: set one from your secret store (ALTER ROLE
+... PASSWORD) or grant the role to your own login users. Idempotent; run it as an admin after
+`logins db init` (`logins up` does both, `logins run` as an admin again after each build).
 """
 
 from __future__ import annotations
@@ -28,17 +34,15 @@ from loader.settings import RolesSettings
 from loader.source import RAW_TABLE
 
 PII_FUNCTIONS_FOR_TRANSFORMER = (
-    "mask(text, text)",
+    "mask_values(text[], text[])",
     "mask_key_version()",
-    "mask_rows(regclass, text[])",
-    "seal_new(regclass)",
 )
 PII_FUNCTIONS_FOR_ADMIN = (
     *PII_FUNCTIONS_FOR_TRANSFORMER,
-    "mask_new(regclass)",
+    "mask(text, text)",
     "recover(text, text[], text[])",
     "shred(text, text[], text[])",
-    "audit(text, text, integer)",
+    "record_plaintext_erasure(text, text, integer)",
     "rotate_hmac_key()",
 )
 
@@ -49,28 +53,33 @@ class Roles:
     transformer: str
     analyst: str
     pii_admin: str
+    owner: str
 
     @classmethod
     def named(cls, settings: RolesSettings) -> Roles:
         return cls(*(f"{settings.prefix}{role}" for role in cls.__dataclass_fields__))
 
     def all(self) -> list[str]:
+        """The roles people and jobs log in as (the owner role never logs in)."""
         return [self.loader, self.transformer, self.analyst, self.pii_admin]
 
 
 def apply(credentials: PostgresCredentials, settings: RolesSettings, schemas: Schemas) -> list[str]:
     roles = Roles.named(settings)
+    notes: list[str] = []
     with transaction(credentials) as conn, conn.cursor() as cursor:
         cursor.execute("select pg_advisory_xact_lock(hashtext('logins roles apply'))")
-        created = [role for role in roles.all() if _create_role(cursor, role)]
+        created = [role for role in [*roles.all(), roles.owner] if create_role(cursor, role)]
+        notes += _set_attributes(cursor, roles)
         _apply_grants(cursor, roles, schemas)
-    lines = [f"created role {role}" for role in created]
-    lines.append(f"roles up to date: {', '.join(roles.all())}")
+    lines = [f"created role {role}" for role in created] + notes
+    lines.append(f"roles up to date: {', '.join(roles.all())} (owner {roles.owner})")
     return lines
 
 
-def _create_role(cursor: Cursor, role: str) -> bool:
-    cursor.execute("select exists (select from pg_roles where rolname = %s)", (role,))
+def create_role(cursor: Cursor, role: str) -> bool:
+    """Creates `role` if missing (LOGIN, except the owner role: NOLOGIN, set after)."""
+    cursor.execute("select exists (select from pg_catalog.pg_roles where rolname = %s)", (role,))
     if cursor.fetchone()[0]:
         return False
     # a concurrent `roles apply` in another database may create it first (roles are
@@ -82,6 +91,45 @@ def _create_role(cursor: Cursor, role: str) -> bool:
         cursor.execute("rollback to savepoint create_role")
         return False
     return True
+
+
+def ensure_owner_role(cursor: Cursor, settings: RolesSettings) -> str:
+    """The owner role, created NOLOGIN and without any attribute if it is missing."""
+    owner = Roles.named(settings).owner
+    create_role(cursor, owner)
+    cursor.execute(
+        sql.SQL(
+            "alter role {} nologin nosuperuser nocreatedb nocreaterole noreplication nobypassrls"
+        ).format(sql.Identifier(owner))
+    )
+    return owner
+
+
+def _set_attributes(cursor: Cursor, roles: Roles) -> list[str]:
+    """Login roles are never superusers; the transformer and the admin bypass row-level
+    security (only a superuser may grant that: otherwise say so, the CLI's checks still
+    refuse tables with policies)."""
+
+    def alter(role: str, attributes: str) -> None:
+        cursor.execute(sql.SQL("alter role {} " + attributes).format(sql.Identifier(role)))
+
+    alter(roles.owner, "nologin nosuperuser nocreatedb nocreaterole noreplication nobypassrls")
+    for role in roles.all():
+        alter(role, "login nosuperuser nocreatedb nocreaterole noreplication")
+    alter(roles.loader, "nobypassrls")
+    alter(roles.analyst, "nobypassrls")
+    alter(roles.pii_admin, "noinherit")
+    notes = []
+    cursor.execute("select rolsuper from pg_catalog.pg_roles where rolname = current_user")
+    if cursor.fetchone()[0]:
+        alter(roles.transformer, "bypassrls")
+        alter(roles.pii_admin, "bypassrls")
+    else:
+        notes.append(
+            "could not give the transformer and pii_admin BYPASSRLS (a superuser may): "
+            "the CLI and dbt still refuse tables with row-level security"
+        )
+    return notes
 
 
 def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
@@ -99,12 +147,18 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
         "staging": schemas.staging,
         "marts": schemas.marts,
     }
+    r["owner"] = roles.owner
     cursor.execute("select current_database()")
     r["db"] = cursor.fetchone()[0]
     for role in roles.all():
         run("grant connect on database {db} to {role}", db=r["db"], role=role)
     # dbt creates the schemas its models name (and checks that it may, even when they exist)
     run("grant create on database {db} to {transformer}", **r)
+    # temporary objects only for dbt (its incremental builds and the masking pre-hook)
+    run("revoke temporary on database {db} from public", **r)
+    run("grant temporary on database {db} to {transformer}", **r)
+    # the admin becomes the tables' owners only to VACUUM what it erased (NOINHERIT)
+    run("grant {loader}, {transformer} to {admin}", **r)
 
     # raw: the loader's; dbt and the PII admin read it (the admin also erases bodies)
     run("create schema if not exists {raw} authorization {loader}", **r)
@@ -123,7 +177,11 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
         **r,
     )
     if _exists(cursor, schemas.raw, RAW_TABLE):
-        run("grant update (body) on {raw}.{table} to {admin}", **r, table=RAW_TABLE)
+        run(
+            "grant update (body, message_attributes) on {raw}.{table} to {admin}",
+            **r,
+            table=RAW_TABLE,
+        )
 
     # staging and the marts: dbt's, as transformer
     run("create schema if not exists {staging} authorization {transformer}", **r)
@@ -163,13 +221,12 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
 
     # pii: masking and sealing for dbt, the audited functions for the admin; keys for no one
     run("grant usage on schema pii to {transformer}, {admin}", **r)
+    run("revoke all on all functions in schema pii from {transformer}, {admin}", **r)
     for function in PII_FUNCTIONS_FOR_TRANSFORMER:
         run(f"grant execute on function pii.{function} to {{transformer}}", **r)
     for function in PII_FUNCTIONS_FOR_ADMIN:
         run(f"grant execute on function pii.{function} to {{admin}}", **r)
-    # dbt masked distinct values with it before pii.mask_rows(); now only remask does
-    run("revoke execute on function pii.mask_new(regclass) from {transformer}", **r)
-    # sealing happens inside pii.seal_new(), as its owner: no one writes the vault directly
+    # sealing happens inside pii.mask_values(), as the owner: no one writes the vault directly
     run("grant select, insert, update on pii.recovery_keys to {admin}", **r)
     for table in ("data_keys", "vault"):
         run(f"revoke all on pii.{table} from {{transformer}}, {{admin}}", **r)

@@ -9,19 +9,26 @@ from contextlib import contextmanager
 from importlib import resources
 
 import psycopg2
+import psycopg2.errors
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 
+from loader.attached_code import refuse_attached_code
 from loader.errors import ConfigurationError, PostgresUnavailable
 from loader.settings import describe_postgres
 
 CONNECT_TIMEOUT_SECONDS = 10
+# Every connection of the CLI resolves unqualified names in pg_catalog only (pg_temp last, and
+# never for functions or operators): no other role can shadow a built-in function or operator
+# there (the transformer may create in the marts schema, often `public`). Names are qualified.
+PINNED_SEARCH_PATH = "-c search_path=pg_catalog,pg_temp"
 
 
 @contextmanager
 def connect(credentials: PostgresCredentials, database: str | None = None) -> Iterator[Connection]:
-    """A connection in autocommit mode; refusals become one line naming the fix."""
+    """A connection in autocommit mode, with a pinned search_path; refusals become one line
+    naming the fix."""
     try:
         conn = psycopg2.connect(
             host=credentials.host,
@@ -31,6 +38,7 @@ def connect(credentials: PostgresCredentials, database: str | None = None) -> It
             dbname=database or credentials.database,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             application_name="logins",
+            options=PINNED_SEARCH_PATH,
         )
     except psycopg2.OperationalError as error:
         raise PostgresUnavailable(
@@ -90,12 +98,68 @@ def may_manage_pii(conn: Connection) -> bool:
     return row is None or bool(row[0])
 
 
-def install_masking(conn: Connection) -> None:
-    """pgcrypto, the pii schema, the key table and pii.mask(); idempotent."""
-    setup = resources.files("loader").joinpath("sql/pii_setup.sql").read_text()
+def install_masking(conn: Connection, owner_role: str | None = None) -> None:
+    """pgcrypto, the pii schema (keys, vault, audit log, masking) and pipeline_lib; idempotent.
+    With `owner_role`, every object of both schemas is given to it."""
     with conn.cursor() as cursor:
-        cursor.execute("create extension if not exists pgcrypto")
-        cursor.execute(setup.replace("@pgcrypto@", _pgcrypto(conn)))
+        cursor.execute("create schema if not exists pii")
+        # a schema no pipeline role may create in, so no overload of its functions can appear
+        cursor.execute("create extension if not exists pgcrypto with schema pii")
+        setup = _sql_file("pii_setup.sql").replace("@pgcrypto@", _pgcrypto(conn))
+        cursor.execute(setup)
+    install_lib(conn)
+    if owner_role:
+        _give_schema(conn, "pii", owner_role)
+        _give_schema(conn, "pipeline_lib", owner_role)
+        with conn.cursor() as cursor:
+            if pgcrypto_schema(conn) == "pii":
+                cursor.execute(
+                    sql.SQL(
+                        "grant execute on function pii.hmac(bytea, bytea, text),"
+                        " pii.gen_random_bytes(integer), pii.pgp_pub_encrypt(text, bytea, text),"
+                        " pii.pgp_sym_encrypt(text, text, text), pii.digest(bytea, text) to {}"
+                    ).format(sql.Identifier(owner_role))
+                )
+
+
+def install_lib(conn: Connection) -> None:
+    """pipeline_lib: the functions every pipeline role may call (idempotent)."""
+    with conn.cursor() as cursor:
+        cursor.execute(_sql_file("pipeline_lib.sql"))
+
+
+def has_lib(conn: Connection) -> bool:
+    with conn.cursor() as cursor:
+        cursor.execute("select to_regprocedure('pipeline_lib.is_json(text)') is not null")
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def _sql_file(name: str) -> str:
+    return resources.files("loader").joinpath(f"sql/{name}").read_text()
+
+
+def _give_schema(conn: Connection, schema: str, owner: str) -> None:
+    """The schema and everything in it but extension members, to `owner`."""
+    role = sql.Identifier(owner)
+    with conn.cursor() as cursor:
+        cursor.execute(sql.SQL("alter schema {} owner to {}").format(sql.Identifier(schema), role))
+        cursor.execute(
+            "select c.oid::regclass::text from pg_class c"
+            " where c.relnamespace = %s::regnamespace and c.relkind in ('r', 'v', 'p')"
+            " and not exists (select from pg_depend d where d.objid = c.oid and d.deptype = 'e')",
+            (schema,),
+        )
+        for (table,) in cursor.fetchall():
+            cursor.execute(sql.SQL("alter table {} owner to {}").format(sql.SQL(table), role))
+        cursor.execute(
+            "select p.oid::regprocedure::text from pg_proc p"
+            " where p.pronamespace = %s::regnamespace"
+            " and not exists (select from pg_depend d where d.objid = p.oid and d.deptype = 'e')",
+            (schema,),
+        )
+        for (function,) in cursor.fetchall():
+            cursor.execute(sql.SQL("alter function {} owner to {}").format(sql.SQL(function), role))
 
 
 def install_hmac_key(conn: Connection, key: bytes | None) -> str:
@@ -135,62 +199,94 @@ def install_hmac_key(conn: Connection, key: bytes | None) -> str:
 
 
 # Postgres 15 has no pg_input_is_valid: a cast that fails aborts the statement, so JSON
-# validity is a function with an exception block. Such a block is a subtransaction, which
-# Postgres refuses in a parallel query: computed here, as each row is landed (a few us a row
-# of Postgres time, during COPY), staging reads a plain boolean and runs in parallel.
+# validity is a function with an exception block (pipeline_lib.is_json). Such a block is a
+# subtransaction, which Postgres refuses in a parallel query: computed here, as each row is
+# landed (a few us a row of Postgres time, during COPY), staging reads a plain boolean and runs
+# in parallel. The function belongs to the owner role, not to raw's owner: an erasure that
+# rewrites a body recomputes the column with code the loader cannot change.
 BODY_IS_JSON = "body_is_json"
-_IS_JSON_FUNCTION = """
-create or replace function {schema}.is_json(value text)
-returns boolean
-language plpgsql immutable strict parallel unsafe
-as $fn$
-begin
-    return value::jsonb is not null;
-exception when others then
-    return false;
-end
-$fn$
-"""
+IS_JSON_FUNCTION = "pipeline_lib.is_json"
 
 
-def prepare_raw_table(conn: Connection, dataset: str, table: str) -> bool:
+def prepare_raw_table(conn: Connection, dataset: str, table: str, guard: bool = False) -> bool:
     """What staging relies on beyond dlt's columns: indexes for its dedupe and the marts'
     incremental filter, and `body_is_json` (stored, computed by Postgres from the body, so it
     follows every change of it, erasure included). Idempotent; concurrent loaders wait for
     each other. Adding the column to a table that already holds rows rewrites it, once.
-    Returns whether it added the column."""
+    Returns whether it added the column. `guard`: the caller is not the table's owner, so a
+    table carrying its owner's code is refused (loader/attached_code.py)."""
     names = {"schema": sql.Identifier(dataset), "table": sql.Identifier(table)}
     with conn.cursor() as cursor:
         cursor.execute("begin")
         cursor.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{dataset}.{table}",))
+        if guard:
+            refuse_attached_code(cursor, [(dataset, table)], write=True)
         for column in ("message_id", "_dlt_load_id"):
             cursor.execute(
                 sql.SQL("create index if not exists {} on {schema}.{table} ({})").format(
                     sql.Identifier(f"{table}__{column}_idx"), sql.Identifier(column), **names
                 )
             )
-        added = not has_json_flag(conn, dataset, table)
+        flag = json_flag(conn, dataset, table)
+        added = flag != IS_JSON_FUNCTION
         if added:
-            cursor.execute(sql.SQL(_IS_JSON_FUNCTION).format(schema=names["schema"]))
+            if not has_lib(conn):
+                _install_lib_for_raw(conn)
+            if flag is not None:  # an older loader's, computed by a function raw's owner owns
+                cursor.execute(
+                    sql.SQL("alter table {schema}.{table} drop column {column}").format(
+                        column=sql.Identifier(BODY_IS_JSON), **names
+                    )
+                )
             cursor.execute(
                 sql.SQL(
                     "alter table {schema}.{table} add column {column} boolean"
-                    " generated always as ({schema}.is_json(body)) stored"
+                    " generated always as (pipeline_lib.is_json(body)) stored"
                 ).format(column=sql.Identifier(BODY_IS_JSON), **names)
+            )
+            # the older loaders' function, no longer used
+            cursor.execute(
+                sql.SQL("drop function if exists {schema}.is_json(text)").format(**names)
             )
         cursor.execute("commit")
     return added
 
 
+def _install_lib_for_raw(conn: Connection) -> None:
+    """An admin's first load installs pipeline_lib itself; any other role is told who may."""
+    with conn.cursor() as cursor:
+        cursor.execute("savepoint install_lib")
+        try:
+            cursor.execute(_sql_file("pipeline_lib.sql"))
+        except psycopg2.errors.InsufficientPrivilege as error:
+            cursor.execute("rollback to savepoint install_lib")
+            raise ConfigurationError(
+                "the database has no pipeline_lib schema, which raw's body_is_json column needs: "
+                "run `logins db init` as an admin first"
+            ) from error
+
+
 def has_json_flag(conn: Connection, dataset: str, table: str) -> bool:
-    """Whether the raw table has `body_is_json` (a loader from before it did not add it)."""
+    """Whether the raw table has an up-to-date `body_is_json`."""
+    return json_flag(conn, dataset, table) == IS_JSON_FUNCTION
+
+
+def json_flag(conn: Connection, dataset: str, table: str) -> str | None:
+    """The function that computes raw's `body_is_json` (schema.name), or None without one."""
     with conn.cursor() as cursor:
         cursor.execute(
-            "select 1 from information_schema.columns"
-            " where table_schema = %s and table_name = %s and column_name = %s",
-            (dataset, table, BODY_IS_JSON),
+            "select coalesce(("
+            "  select p.pronamespace::regnamespace::text || '.' || p.proname"
+            "  from pg_attrdef d join pg_depend dep on dep.classid = 'pg_attrdef'::regclass"
+            "   and dep.objid = d.oid and dep.refclassid = 'pg_proc'::regclass"
+            "  join pg_proc p on p.oid = dep.refobjid"
+            "  where d.adrelid = a.attrelid and d.adnum = a.attnum limit 1), '')"
+            " from pg_attribute a"
+            " where a.attrelid = to_regclass(%s) and a.attname = %s and not a.attisdropped",
+            (f'"{dataset}"."{table}"', BODY_IS_JSON),
         )
-        return cursor.fetchone() is not None
+        row = cursor.fetchone()
+    return None if row is None else str(row[0])
 
 
 def analyze(conn: Connection, schema: str, tables: list[str]) -> None:

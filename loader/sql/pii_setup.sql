@@ -1,15 +1,16 @@
--- PII support, installed by `logins db init` (idempotent), owned by whoever runs it (an admin).
+-- PII support, installed by `logins db init` (idempotent). `logins db init` then gives every
+-- object here to the pipeline's owner role (NOLOGIN, not a superuser), so the SECURITY DEFINER
+-- functions run with that role's rights and nothing more.
 --   pii.hmac_keys      the masking keys; only this file's functions read them
---   pii.mask()         keyed HMAC-SHA256 that dbt calls; pii.mask_key_version() says which key
+--   pii.mask_values()  keyed HMAC-SHA256 of values passed as arrays, sealing new ones (dbt)
+--   pii.mask()         one value's mask (the CLI's checks); pii.mask_key_version()
 --   pii.recovery_keys  OpenPGP public keys the originals are encrypted to (no private key here)
 --   pii.vault          each distinct masked value once, encrypted (envelope: pii.data_keys)
 --   pii.audit_log      append-only record of every recovery, erasure, purge and rotation
---   pii.mask_rows()    masks the new rows' values at once (dbt's pre-hook)
---   pii.mask_new()     masks a set of distinct values at once (`pii remask`)
---   pii.seal_new()     fills the vault with those of them it lacks; encrypts only
---   pii.recover(), pii.shred(), pii.rotate_hmac_key(), pii.audit()  the audited ways in
-create extension if not exists pgcrypto;
-
+--   pii.recover(), pii.shred(), pii.rotate_hmac_key(), pii.record_plaintext_erasure()
+--                      the audited ways in
+-- No function here reads a relation, or calls a function, that its caller names or controls:
+-- callers pass values.
 create schema if not exists pii;
 
 revoke all on schema pii from public;
@@ -36,7 +37,10 @@ returns text
 language sql
 stable strict parallel safe
 as $fn$
-    select encode(@pgcrypto@.hmac(convert_to(kind || ':' || value, 'UTF8'), key, 'sha256'), 'hex')
+    -- pgcrypto's function by its schema and exact argument types: no overload can win
+    select encode(
+        @pgcrypto@.hmac(convert_to(kind || ':' || value, 'UTF8'::name), key, 'sha256'::text), 'hex'
+    )
 $fn$;
 
 revoke all on function pii.hmac_hex(text, text, bytea) from public;
@@ -125,144 +129,116 @@ create table if not exists pii.vault (
 
 revoke all on table pii.vault from public;
 
--- Masks the (kind, value) rows of `source` (a table or view; each pair once) with the current
--- HMAC key: every value with its mask and the key's version. One query for the whole set, so
--- a mask costs one HMAC (pii.mask() costs five times that a call, most of it looking the key
--- up), and the caller never sees the key. Read-only, so Postgres can run it in parallel.
-create or replace function pii.mask_new(source regclass)
-returns table (kind text, value text, mask text, key_version integer)
-language plpgsql
-stable
-security definer
-set search_path = pg_catalog, pg_temp
-as $fn$
-begin
-    perform pii.require_hmac_key();
-    -- the key in a subquery, computed once: joined instead, it made the plan twice as slow
-    return query execute format($sql$
-        select
-            s.kind::text,
-            s.value::text,
-            pii.hmac_hex(s.kind, s.value, (select k.key from pii.hmac_keys as k where k.is_current)),
-            (select k.key_version from pii.hmac_keys as k where k.is_current)
-        from %s as s
-        where s.value is not null
-    $sql$, source);
-end
-$fn$;
+-- Retired: they read a relation their caller named, so a caller's view could run the caller's
+-- functions with these functions' rights. Masking and sealing now take values.
+drop function if exists pii.mask_new(regclass);
+drop function if exists pii.mask_rows(regclass, text[]);
+drop function if exists pii.seal_new(regclass);
 
-revoke all on function pii.mask_new(regclass) from public;
-
--- Masks each row of `source` at once: the columns named by `kinds` (a column per kind, the
--- kind its domain), keyed by the row's `row_key` column; masks in the order of `kinds`, null
--- for a null value. No distinct first: each row's HMACs are made where the row is read, so
--- Postgres computes them in parallel workers (a distinct before them kept them in the leader:
--- 1M rows: 4.7 s as distinct values, 2.9 s as rows).
-create or replace function pii.mask_rows(source regclass, kinds text[])
-returns table (row_key text, masks text[], key_version integer)
-language plpgsql
-stable
-security definer
-set search_path = pg_catalog, pg_temp
-as $fn$
-declare
-    mask_list text;
-begin
-    perform pii.require_hmac_key();
-    select string_agg(
-        format(
-            'pii.hmac_hex(%L, s.%I::text, (select k.key from pii.hmac_keys as k where k.is_current))',
-            kind, kind
-        ),
-        ', ' order by position
-    )
-    into mask_list
-    from unnest(kinds) with ordinality as kinds_given (kind, position);
-    if mask_list is null then
-        raise exception 'pii.mask_rows() needs at least one kind to mask';
-    end if;
-    return query execute format($sql$
-        select
-            s.row_key::text,
-            array[%s],
-            (select k.key_version from pii.hmac_keys as k where k.is_current)
-        from %s as s
-    $sql$, mask_list, source);
-end
-$fn$;
-
-revoke all on function pii.mask_rows(regclass, text[]) from public;
-
--- Seals the (kind, value, mask) rows of `source` (values with the masks pii.mask_new() or
--- pii.mask_rows() made for them) whose mask the vault does not hold yet. Each new mask is
--- checked against its value with the current key first, so no caller can file a value under
--- another value's mask. Does nothing while no recovery key is installed (`logins pii keygen`).
+-- Seals each (kind, value, mask) whose mask the vault does not hold yet, encrypted for the
+-- holder of the recovery private key; nothing while no recovery key is installed. Internal:
+-- only pii.mask_values() calls it, with masks it has just made, so no mask can be forged.
 -- Returns how many it sealed.
-create or replace function pii.seal_new(source regclass)
+create or replace function pii.seal(kinds text[], vals text[], masks text[])
 returns integer
 language plpgsql
 volatile
-security definer
 set search_path = pg_catalog, pg_temp
 as $fn$
 declare
     sealed integer;
-    forged integer;
 begin
-    if not exists (select from pii.recovery_keys where is_current) then
+    if not exists (select from pii.recovery_keys as rk where rk.is_current) then
         return 0;
-    end if;
-    execute format($sql$
-        create temporary table pii_seal_pending on commit drop as
-        select distinct on (m.kind, m.mask) m.kind::text as kind, m.value::text as value, m.mask::text as mask
-        from %s as m
-        where
-            m.value is not null
-            and not exists (select from pii.vault as v where v.kind = m.kind and v.mask = m.mask)
-    $sql$, source);
-    select count(*) into forged
-    from pii_seal_pending as p
-    where p.mask != pii.hmac_hex(p.kind, p.value, (select k.key from pii.hmac_keys as k where k.is_current));
-    if forged > 0 then
-        raise exception '% value(s) given to pii.seal_new() do not match their masks', forged
-            using hint = 'pass each value with the mask pii.mask_new() or pii.mask_rows() made for it';
     end if;
 
     with
+
+    pending as materialized (
+        select distinct on (given.kind, given.mask) given.kind, given.value, given.mask
+        from unnest(kinds, vals, masks) as given (kind, value, mask)
+        where
+            given.value is not null
+            and not exists (
+                select from pii.vault as v where v.kind = given.kind and v.mask = given.mask
+            )
+    ),
 
     data_key as (
         select
             rk.recovery_key_id,
             rk.public_key,
-            encode(@pgcrypto@.gen_random_bytes(32), 'hex') as secret
+            encode(@pgcrypto@.gen_random_bytes(32::integer), 'hex') as secret
         from pii.recovery_keys as rk
-        where rk.is_current and exists (select from pii_seal_pending)
+        where rk.is_current and exists (select from pending)
     ),
 
     wrapped as (
         insert into pii.data_keys (recovery_key_id, wrapped_key)
-        select data_key.recovery_key_id, @pgcrypto@.pgp_pub_encrypt(data_key.secret, data_key.public_key, 'cipher-algo=aes256')
+        select
+            data_key.recovery_key_id,
+            @pgcrypto@.pgp_pub_encrypt(data_key.secret, data_key.public_key, 'cipher-algo=aes256'::text)
         from data_key
         returning data_key_id
     )
 
     insert into pii.vault (kind, mask, data_key_id, ciphertext)
     select
-        p.kind,
-        p.mask,
+        pending.kind,
+        pending.mask,
         wrapped.data_key_id,
-        @pgcrypto@.pgp_sym_encrypt(p.value, data_key.secret, 'cipher-algo=aes256, s2k-mode=1')
-    from pii_seal_pending as p
+        @pgcrypto@.pgp_sym_encrypt(
+            pending.value, data_key.secret, 'cipher-algo=aes256, s2k-mode=1'::text
+        )
+    from pending
     cross join data_key
     cross join wrapped
     on conflict (kind, mask) do nothing;
     get diagnostics sealed = row_count;
-    drop table pii_seal_pending;
     return sealed;
 end
 $fn$;
 
-revoke all on function pii.seal_new(regclass) from public;
+revoke all on function pii.seal(text[], text[], text[]) from public;
+
+-- Masks values given as values: element i of `vals` is a value of kind `kinds[i]` (null stays
+-- null), with the current HMAC key, and seals the new ones in the vault (pii.seal; `sealed`
+-- says how many). It reads
+-- nothing its caller controls: the caller passes data, never a name. One key version for the
+-- whole call, returned beside the masks. Serial (a function's arrays are not scanned in
+-- parallel): about 1 us an HMAC.
+create or replace function pii.mask_values(
+    kinds text[], vals text[], out masks text[], out key_version integer, out sealed integer
+)
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    current_key bytea;
+begin
+    if coalesce(cardinality(kinds), 0) != coalesce(cardinality(vals), 0) then
+        raise exception 'pii.mask_values() needs one kind for each value (% kinds, % values)',
+            cardinality(kinds), cardinality(vals);
+    end if;
+    select k.key, k.key_version into current_key, key_version
+    from pii.hmac_keys as k
+    where k.is_current;
+    if current_key is null then
+        perform pii.require_hmac_key();
+    end if;
+    select coalesce(
+        array_agg(pii.hmac_hex(given.kind, given.value, current_key) order by given.position),
+        '{}'::text []
+    )
+    into masks
+    from unnest(kinds, vals) with ordinality as given (kind, value, position);
+    sealed := pii.seal(kinds, vals, masks);
+end
+$fn$;
+
+revoke all on function pii.mask_values(text[], text[]) from public;
 
 create table if not exists pii.audit_log (
     audit_id bigint generated always as identity primary key,
@@ -293,17 +269,32 @@ drop trigger if exists audit_log_no_truncate on pii.audit_log;
 create trigger audit_log_no_truncate before truncate on pii.audit_log
 for each statement execute function pii.refuse_audit_change();
 
-create or replace function pii.audit(action text, request text, value_count integer)
+alter table pii.audit_log add column if not exists subjects text [];
+
+comment on column pii.audit_log.subjects is
+'the kind:mask pairs the action returned or removed, as the function found them (not as asked)';
+
+-- A free-form pii.audit() let its caller write any row; each audited action now writes its own.
+drop function if exists pii.audit(text, text, integer);
+
+-- The CLI's plaintext erasure (`logins pii forget`, `purge-raw`) updates the pipeline's tables
+-- in the caller's session and records it here: only these two actions, with a count.
+create or replace function pii.record_plaintext_erasure(action text, request text, value_count integer)
 returns void
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pg_temp
 as $fn$
-    insert into pii.audit_log (action, request, value_count) values (action, request, value_count)
+begin
+    if action not in ('forget_plaintext', 'purge_raw') or value_count < 0 then
+        raise exception 'pii.record_plaintext_erasure() records forget_plaintext or purge_raw only';
+    end if;
+    insert into pii.audit_log (action, request, value_count) values (action, request, value_count);
+end
 $fn$;
 
-revoke all on function pii.audit(text, text, integer) from public;
+revoke all on function pii.record_plaintext_erasure(text, text, integer) from public;
 
 -- The only way to read the vault: returns the ciphertexts asked for and records the request.
 create or replace function pii.recover(request text, kinds text[], masks text[])
@@ -324,7 +315,10 @@ begin
     inner join pii.data_keys as k on v.data_key_id = k.data_key_id
     inner join unnest(kinds, masks) as asked (kind, mask) on v.kind = asked.kind and v.mask = asked.mask;
     get diagnostics found = row_count;
-    insert into pii.audit_log (action, request, value_count) values ('recover', request, found);
+    insert into pii.audit_log (action, request, value_count, subjects)
+    select 'recover', request, found, array_agg(v.kind || ':' || v.mask order by v.kind, v.mask)
+    from pii.vault as v
+    inner join unnest(kinds, masks) as asked (kind, mask) on v.kind = asked.kind and v.mask = asked.mask;
 end
 $fn$;
 
@@ -341,11 +335,16 @@ as $fn$
 declare
     removed integer;
 begin
-    delete from pii.vault as v
-    using unnest(kinds, masks) as asked (kind, mask)
-    where v.kind = asked.kind and v.mask = asked.mask;
-    get diagnostics removed = row_count;
-    insert into pii.audit_log (action, request, value_count) values ('forget', request, removed);
+    with removed_rows as (
+        delete from pii.vault as v
+        using unnest(kinds, masks) as asked (kind, mask)
+        where v.kind = asked.kind and v.mask = asked.mask
+        returning v.kind, v.mask
+    )
+    insert into pii.audit_log (action, request, value_count, subjects)
+    select 'forget', request, count(*), array_agg(r.kind || ':' || r.mask order by r.kind, r.mask)
+    from removed_rows as r
+    returning value_count into removed;
     return removed;
 end
 $fn$;
@@ -375,3 +374,6 @@ end
 $fn$;
 
 revoke all on function pii.rotate_hmac_key() from public;
+
+-- Nothing in pii runs for PUBLIC: the roles get what they need from `logins roles apply`.
+revoke all on all functions in schema pii from public;

@@ -1,34 +1,64 @@
 {#- Pre-hook of user_logins: masks the IPs and device ids of the rows this build adds, all at
-    once, into a temporary table keyed by message id that the model joins (`new_pii_masks()`),
-    and seals each value the vault does not hold yet, encrypted for the holder of the recovery
-    private key (`logins pii recover`). pii.mask_rows() makes the masks with a key dbt never
-    sees, two HMACs a row, in parallel (row by row through pii.mask() cost five times as much,
-    most of it looking up the key; masking distinct values kept the HMACs out of the parallel
-    workers). pii.seal_new() checks each new mask against its value before it seals it. Staging
-    is a table built before this model, so the hook and the model see the same rows. The vault
-    is a plain table, not a dbt model: a full refresh can never drop it. -#}
+    once, into a temporary table keyed by message id that the model joins (`new_pii_masks()`).
+    The values go to pii.mask_values() as arrays (one per kind, in one order): it masks them
+    with a key dbt never sees and seals each value the vault does not hold yet, encrypted for
+    the holder of the recovery private key (`logins pii recover`). It is handed values, never a
+    relation to read, so no code of dbt's (or of raw's owner) runs with its rights. Staging is
+    a table built before this model, so the hook and the model see the same rows. The vault is
+    a plain table, not a dbt model: a full refresh can never drop it. -#}
 {% macro mask_new_pii() -%}
     -- the model's join holds every new row's masks in memory rather than spill to disk
     set local work_mem = '256MB';
 
-    -- the PII of the rows this build adds, keyed by message id (one row each in staging)
-    create or replace temporary view new_login_pii as
-    select
-        events.message_id as row_key,
-        {%- for kind in pii_kinds() %}
-        events.{{ kind }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from {{ ref('stg_sqs__login_events') }} as events
-    where
-        events.reject_reason is null
-        and {{ not_yet_processed('events') }};
-
     drop table if exists {{ new_pii_masks() }} cascade;
 
     create temporary table {{ new_pii_masks(qualified=false) }} as
-    select * from {{ var('pii_schema') }}.mask_rows(
-        'pg_temp.new_login_pii', array['{{ pii_kinds() | join("', '") }}']
-    );
+    with
+
+    -- the PII of the rows this build adds, an array per kind (one aggregate row: every
+    -- array_agg sees the rows in the same order)
+    new_rows as (
+        select
+            coalesce(array_agg(events.message_id), '{}') as row_keys,
+            {%- for kind in pii_kinds() %}
+            coalesce(array_agg(events.{{ kind }}), '{}') as {{ kind }}_values,
+            {%- endfor %}
+            count(*)::integer as row_count
+        from {{ ref('stg_sqs__login_events') }} as events
+        where
+            events.reject_reason is null
+            and {{ not_yet_processed('events') }}
+    ),
+
+    -- every kind's values one after the other: masks[(k - 1) * row_count + n] is row n's mask
+    -- of the k-th kind
+    masked as (
+        select
+            new_rows.row_keys,
+            new_rows.row_count,
+            pii_masks.masks,
+            pii_masks.key_version
+        from new_rows
+        cross join lateral {{ var('pii_schema') }}.mask_values(
+            {% for kind in pii_kinds() -%}
+            array_fill('{{ kind }}'::text, array[new_rows.row_count]){{ ' ||' if not loop.last else ',' }}
+            {% endfor -%}
+            {% for kind in pii_kinds() -%}
+            new_rows.{{ kind }}_values{{ ' ||' if not loop.last }}
+            {% endfor -%}
+        ) as pii_masks
+    )
+
+    select
+        keyed.row_key,
+        array[
+            {%- for kind in pii_kinds() %}
+            masked.masks[{{ loop.index0 }} * masked.row_count + keyed.position]{{ ',' if not loop.last }}
+            {%- endfor %}
+        ] as masks,
+        masked.key_version
+    from masked
+    cross join lateral unnest(masked.row_keys) with ordinality as keyed (row_key, position);
 
     analyze {{ new_pii_masks() }};
     {%- if is_incremental() %}
@@ -36,20 +66,6 @@
     -- planner estimates at one row: without an index it scanned the masks for each of them
     create index on {{ new_pii_masks() }} (row_key);
     {%- endif %}
-
-    -- each new value beside its mask, as the vault takes them (read only with a recovery key)
-    create or replace temporary view new_pii_values as
-    {%- for kind in pii_kinds() %}
-    select
-        '{{ kind }}' as kind,
-        new_rows.{{ kind }} as value,
-        {{ new_pii_mask(kind, 'masks') }} as mask
-    from pg_temp.new_login_pii as new_rows
-    inner join {{ new_pii_masks() }} as masks on new_rows.row_key = masks.row_key
-    {{ 'union all' if not loop.last else ';' }}
-    {%- endfor %}
-
-    select {{ var('pii_schema') }}.seal_new('pg_temp.new_pii_values')
 {%- endmacro %}
 
 {#- The kinds of PII user_logins masks: each a column of staging, and a domain of the masks. -#}

@@ -20,7 +20,10 @@
         unique_key='message_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        pre_hook="set local enable_memoize = off; set local work_mem = '256MB'",
+        pre_hook=[
+            "{{ refuse_attached_code(models=false) }}",
+            "set local enable_memoize = off; set local work_mem = '256MB'",
+        ],
         post_hook=[
             "{{ ensure_output_indexes() }}",
             "{{ 'select 1' if is_incremental() else 'analyze ' ~ this }}",

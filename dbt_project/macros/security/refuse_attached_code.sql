@@ -1,0 +1,66 @@
+{#- Refuses to build over code another role attached to the tables dbt reads or writes (the
+    loader owns raw: a policy, a rule or a view in place of its table would run the loader's
+    code with the transformer's rights). Each table is locked for the rest of the transaction,
+    so nothing can be attached between the check and the reads, and checked with
+    pipeline_lib.attached_code() (loader/sql/pipeline_lib.sql, the CLI's check too): the sources
+    for reading; the models' tables for writing when someone else owns them (a superuser's
+    build over the transformer's tables). on-run-start checks everything once; staging's
+    pre-hook checks the sources again inside the transaction that reads them. -#}
+{% macro refuse_attached_code(models=true) -%}
+    {%- if not execute -%}
+        {{ return('select 1') }}
+    {%- endif -%}
+    {%- set checks = [] -%}
+    {%- for node in graph.sources.values() if node.source_name == 'sqs' -%}
+        {%- do checks.append((node.schema, node.identifier, false)) -%}
+    {%- endfor -%}
+    {%- if models -%}
+        {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
+            {%- do checks.append((node.schema, node.alias, true)) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    do $refuse$
+    declare
+        checked record;
+        problems text;
+    begin
+        if to_regprocedure('pipeline_lib.attached_code(regclass, boolean, text)') is null then
+            return;  -- no `logins db init` yet: no pii schema either, nothing to protect
+        end if;
+        for checked in
+            select
+                c.oid::regclass as rel,
+                given.for_write and c.relowner != (
+                    select r.oid from pg_catalog.pg_roles as r where r.rolname = current_user
+                ) as for_write
+            from (values
+                {%- for schema, name, for_write in checks %}
+                ('{{ schema }}', '{{ name }}', {{ for_write }}){{ ',' if not loop.last }}
+                {%- endfor %}
+            ) as given (schema_name, table_name, for_write)
+            inner join pg_catalog.pg_namespace as n on given.schema_name = n.nspname
+            inner join pg_catalog.pg_class as c
+                on n.oid = c.relnamespace and given.table_name = c.relname
+        loop
+            select string_agg(problem, ', ' order by problem) into problems
+            from pipeline_lib.attached_code(checked.rel, false, '{{ env_var("ROLES__PREFIX", "logins_") }}owner') as problem;
+            if problems is null then
+                execute pg_catalog.format(
+                    'lock table only %s in %s mode',
+                    checked.rel,
+                    case when checked.for_write then 'share row exclusive' else 'access share' end
+                );
+                select string_agg(problem, ', ' order by problem) into problems
+                from pipeline_lib.attached_code(
+                    checked.rel, checked.for_write, '{{ env_var("ROLES__PREFIX", "logins_") }}owner'
+                ) as problem;
+            end if;
+            if problems is not null then
+                raise exception 'refusing to build over %: it carries code that would run with the rights of %: %',
+                    checked.rel, current_user, problems
+                    using hint = 'its owner must remove it (or find out who added it); then build again';
+            end if;
+        end loop;
+    end
+    $refuse$
+{%- endmacro %}

@@ -16,10 +16,11 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# Local stack (Postgres + SQS emulator, started only where nothing answers), 500 synthetic
-# messages, then load + dbt build + summary.
+# Local stack (Postgres + SQS emulator, started only where nothing answers), a demo recovery
+# key (public passphrase, printed), 500 synthetic messages, then load + dbt build + summary.
 demo: install
 	$(BIN)/logins up
+	$(BIN)/logins pii keygen --demo
 	$(BIN)/logins seed --count 500
 	$(BIN)/logins run
 

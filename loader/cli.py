@@ -113,6 +113,12 @@ def _run(args: argparse.Namespace) -> None:
     build_seconds = time.monotonic() - started
     after = summary.outcomes(credentials)
     print(summary.render(stats, before, after, load_seconds, build_seconds))
+    from loader import roles
+    from loader.pii_cli import schemas
+    from loader.settings import roles_settings
+
+    if roles.reapply_after_build(credentials, roles_settings(), schemas()):
+        print("  roles                tables given to the pipeline's roles, grants applied")
     retention = pii_settings().purge_raw_older_than
     if retention:
         from loader import pii

@@ -106,6 +106,12 @@ def keygen(credentials: PostgresCredentials, private_key: Path, passphrase: str)
     return pair.fingerprint
 
 
+def has_recovery_key(credentials: PostgresCredentials) -> bool:
+    with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
+        cursor.execute("select exists (select from pii.recovery_keys where is_current)")
+        return bool(cursor.fetchone()[0])
+
+
 @dataclass(frozen=True)
 class Recovered:
     kind: str

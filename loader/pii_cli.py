@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,15 +54,31 @@ def _passphrase(confirm: bool) -> str:
     return passphrase
 
 
+# The demo's recovery key (`make demo`): its passphrase is public, so it protects nothing.
+DEMO_PASSPHRASE = "demo recovery passphrase, not for production"  # noqa: S105 (public)
+
+
 def _keygen(args: argparse.Namespace) -> None:
     from loader import pii
     from loader.settings import postgres_credentials
 
     path = _private_key_path(args)
-    fingerprint = pii.keygen(postgres_credentials(), path, _passphrase(confirm=True))
+    credentials = postgres_credentials()
+    if args.demo:
+        if pii.has_recovery_key(credentials):
+            print("a recovery key is installed already: kept")
+            return
+        if path.exists():  # a demo key of another database: kept beside, never overwritten
+            path.rename(path.with_name(f"{path.name}.{int(time.time())}.old"))
+        passphrase = DEMO_PASSPHRASE
+    else:
+        passphrase = _passphrase(confirm=True)
+    fingerprint = pii.keygen(credentials, path, passphrase)
     print(f"wrote the recovery private key to {path} (mode 600; keep it, and its passphrase,")
     print("  away from the pipeline: in a vault or offline)")
     print(f"installed its public key {fingerprint} as the current recovery key")
+    if args.demo:
+        print(f'demo passphrase: PII__RECOVERY_PASSPHRASE="{DEMO_PASSPHRASE}"')
 
 
 def _recover(args: argparse.Namespace) -> None:
@@ -170,6 +187,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "keygen", help="create a recovery key pair and install its public key"
     )
     keygen.add_argument("--private-key", help=key_help)
+    keygen.add_argument(
+        "--demo",
+        action="store_true",
+        help="unless a recovery key is installed, make one with the public demo passphrase "
+        "(make demo; never in production)",
+    )
     keygen.set_defaults(handler=_keygen)
 
     recover = pii_commands.add_parser(

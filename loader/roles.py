@@ -77,6 +77,26 @@ def apply(credentials: PostgresCredentials, settings: RolesSettings, schemas: Sc
     return lines
 
 
+def reapply_after_build(
+    credentials: PostgresCredentials, settings: RolesSettings, schemas: Schemas
+) -> bool:
+    """After a load and build run by a superuser (`make demo`), the tables it created belong
+    to it: give them to the pipeline's roles and grant them, as `roles apply` does, when the
+    roles exist. Returns whether it did."""
+    roles = Roles.named(settings)
+    with transaction(credentials) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "select rolsuper and exists (select from pg_catalog.pg_roles where rolname = %s)"
+            " from pg_catalog.pg_roles where rolname = current_user",
+            (roles.loader,),
+        )
+        row = cursor.fetchone()
+    if not (row and row[0]):
+        return False
+    apply(credentials, settings, schemas)
+    return True
+
+
 def create_role(cursor: Cursor, role: str) -> bool:
     """Creates `role` if missing (LOGIN, except the owner role: NOLOGIN, set after)."""
     cursor.execute("select exists (select from pg_catalog.pg_roles where rolname = %s)", (role,))
@@ -177,11 +197,9 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
         **r,
     )
     if _exists(cursor, schemas.raw, RAW_TABLE):
-        run(
-            "grant update (body, message_attributes) on {raw}.{table} to {admin}",
-            **r,
-            table=RAW_TABLE,
-        )
+        # table-wide, as for tables made later (default privileges above): erasure locks the
+        # table against changes while it checks it, and LOCK asks for UPDATE on the table
+        run("grant update on {raw}.{table} to {admin}", **r, table=RAW_TABLE)
 
     # staging and the marts: dbt's, as transformer
     run("create schema if not exists {staging} authorization {transformer}", **r)
@@ -216,8 +234,8 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
         # remask rewrites the masks (a pre-created table may lack mask_key_version until the
         # next build adds it, so the grant is on the table, as for tables dbt creates later)
         run("grant update on {marts}.user_logins to {admin}", **r)
-    if _exists(cursor, schemas.staging, REJECTS):
-        run("grant select, update (body) on {staging}.{table} to {admin}", **r, table=REJECTS)
+    # staging's tables made before now (as for those made later: default privileges above)
+    run("grant select, update on all tables in schema {staging} to {admin}", **r)
 
     # pii: masking and sealing for dbt, the audited functions for the admin; keys for no one
     run("grant usage on schema pii to {transformer}, {admin}", **r)

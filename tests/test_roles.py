@@ -176,3 +176,52 @@ def test_pii_admin_cannot_rewrite_history(pipeline: Pipeline, role_prefix: str) 
         "insert into pii.audit_log (action, request, value_count) values ('x', 'y', 0)",
     )
     assert allowed(pipeline.database, admin, "select actor from pii.audit_log") == [(admin,)]
+
+
+def test_every_role_works_right_after_an_admins_first_run(
+    pipeline: Pipeline, role_prefix: str, sample_lines: list[str], tmp_path: Path
+) -> None:
+    """`logins up` (db init, roles apply, the demo's recovery key) then `logins run` as the
+    admin, as `make demo` does: the tables the run creates still reach every role."""
+    loader, transformer, analyst, admin = (
+        f"{role_prefix}{name}" for name in ("loader", "transformer", "analyst", "pii_admin")
+    )
+    db = pipeline.database
+    pipeline.logins("db", "init")
+    pipeline.logins("roles", "apply")
+    key = tmp_path / "demo.asc"
+    made = pipeline.logins("pii", "keygen", "--demo", "--private-key", str(key))
+    assert "demo passphrase" in made.stdout
+    kept = pipeline.logins("pii", "keygen", "--demo", "--private-key", str(key))
+    assert "installed already" in kept.stdout
+    pipeline.queue.send(sample_lines)
+    run = pipeline.logins("run")
+    assert "tables given to the pipeline's roles" in run.stdout
+
+    assert allowed(db, analyst, "select count(*) from public.user_logins") == [(99,)]
+    record = valid_records(sample_lines)[0]
+    recovered = pipeline.logins(
+        "pii",
+        "recover",
+        "--user-id",
+        record["user_id"],
+        "--private-key",
+        str(key),
+        PGUSER=admin,
+        PII__RECOVERY_PASSPHRASE="demo recovery passphrase, not for production",
+    )
+    assert canonical_ip(record["ip"]) in recovered.stdout
+    forgot = pipeline.logins("pii", "forget", "--user-id", record["user_id"], PGUSER=admin)
+    assert "raw bodies erased              1" in forgot.stdout
+    assert "not vacuumed" not in forgot.stderr
+    pipeline.queue.send(sample_lines[:3])
+    pipeline.logins("load", PGUSER=loader)
+    pipeline.logins("run", PGUSER=transformer)
+    # three new messages (SQS gives each send a new id)
+    assert allowed(db, analyst, "select count(*) from public.user_logins") == [(102,)]
+    # a typo in an id is not a silent success
+    missing = pipeline.logins(
+        "pii", "forget", "--user-id", "no-such-user-0000", PGUSER=admin, check=False
+    )
+    assert missing.returncode == 1
+    assert "no message of user_id" in missing.stderr

@@ -197,17 +197,15 @@ def _drain(
         settings.chunk_bytes,
         on_receive=lambda batch: keeper.hold(batch.receipt_handles),
     )
-    current: Chunk | None = None  # the chunk received but not yet handed to the deleter
     try:
         with deleter, keeper, receiver:
             try:
                 for chunk in receiver.chunks(settings.chunk_seconds):
-                    current = chunk
                     try:
                         _load_chunk(pipeline, chunk, settings, say)
                     except LoadFailed:
                         stats.received += chunk.messages
-                        _release_held(sqs, keeper, receiver, chunk)
+                        _release_held(sqs, keeper, receiver)
                         raise
                     count = chunk.messages
                     stats.received += count
@@ -218,7 +216,6 @@ def _drain(
                     crash_point("committed")
                     deleter.delete(chunk.receipt_handles())
                     keeper.drop(chunk.handle_lists)
-                    current = None
                     rate = stats.landed / max(time.monotonic() - started, 1e-9)
                     say(
                         f"chunk {stats.chunks}: landed {count:,} messages in "
@@ -226,7 +223,7 @@ def _drain(
                         f"{rate:,.0f} msg/s)"
                     )
             except KeyboardInterrupt:
-                raise _interrupted(sqs, keeper, receiver, current) from None
+                raise _interrupted(sqs, keeper, receiver) from None
     finally:
         # leaving `with deleter` waited for every delete given to it
         stats.delete_failed, stats.delete_errors = deleter.failed, deleter.errors
@@ -247,25 +244,20 @@ def _drain(
     return stats
 
 
-def _release_held(
-    sqs: SqsQueue, keeper: VisibilityKeeper, receiver: Receiver, chunk: Chunk | None
-) -> int:
-    """Make what this run received and has not landed visible again at once (not after the
-    visibility timeout): `chunk`'s messages and what the receivers buffered. Returns how many."""
-    held = (chunk.handle_lists if chunk else []) + [b.receipt_handles for b in receiver.stop()]
-    keeper.drop(held)
-    handles = list(chain.from_iterable(held))
+def _release_held(sqs: SqsQueue, keeper: VisibilityKeeper, receiver: Receiver) -> int:
+    """Make what this run received and has not handed to the deleter visible again at once
+    (not after the visibility timeout). Returns how many messages."""
+    receiver.stop()  # no receive after this; all it received, the keeper holds
+    handles = list(chain.from_iterable(keeper.take_all()))
     _release(sqs, handles)
     return len(handles)
 
 
-def _interrupted(
-    sqs: SqsQueue, keeper: VisibilityKeeper, receiver: Receiver, chunk: Chunk | None
-) -> Interrupted:
+def _interrupted(sqs: SqsQueue, keeper: VisibilityKeeper, receiver: Receiver) -> Interrupted:
     # a second Ctrl-C must not cut the release short: the messages would stay hidden
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        released = _release_held(sqs, keeper, receiver, chunk)
+        released = _release_held(sqs, keeper, receiver)
     finally:
         signal.signal(signal.SIGINT, previous)
     return Interrupted(

@@ -146,7 +146,22 @@ def settle_pending_packages(
                 pipeline = _private_pipeline(settings, credentials, name)
                 finished += _finish_pending_packages(pipeline, settings, say)
                 _remove_failure_records(pipeline)
+    _warn_of_unhashed_slots(pipelines_dir, settings.pipeline_name, say)
     return finished
+
+
+def _warn_of_unhashed_slots(pipelines_dir: Path, pipeline_name: str, say: _Say) -> None:
+    """Slots of loaders from before the hashed names: which database their packages were
+    for is unknown, so they are never finished; their messages were not deleted from SQS."""
+    pattern = re.compile(rf"{re.escape(pipeline_name)}(_\d{{1,2}})?")
+    old = sorted(
+        p.name for p in pipelines_dir.glob(f"{pipeline_name}*") if pattern.fullmatch(p.name)
+    )
+    if old:
+        say(
+            f"{pipelines_dir} holds working folders of an older loader ({', '.join(old)}) that "
+            "may keep message bodies: delete them (SQS still has any message they held)"
+        )
 
 
 def _pipelines_dir(settings: LoaderSettings) -> Path:

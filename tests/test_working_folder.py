@@ -81,6 +81,7 @@ def test_settling_finishes_pending_packages_and_leaves_no_body(
     pipelines_dir = tmp_path / "dlt"
     assert files_holding(pipelines_dir, MARKER)
 
+    (pipelines_dir / "sqs_logins").mkdir()  # an older loader's slot: unknown database
     said: list[str] = []
     finished = settle_pending_packages(
         LoaderSettings(pipelines_dir=str(pipelines_dir)),
@@ -95,6 +96,7 @@ def test_settling_finishes_pending_packages_and_leaves_no_body(
     ) == [(1,)]
     assert files_holding(pipelines_dir, MARKER) == []
     assert all(MARKER not in line for line in said)
+    assert any("older loader (sqs_logins)" in line for line in said), said
 
 
 def _credentials(database: str) -> PostgresCredentials:

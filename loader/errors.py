@@ -25,3 +25,10 @@ class LoadFailed(PipelineError):
 
 class TransformFailed(PipelineError):
     exit_code = 6
+
+
+class Interrupted(PipelineError):
+    """Ctrl-C (SIGINT): the run stopped, what it held was handed back. 130 = 128 + SIGINT,
+    as shells report it."""
+
+    exit_code = 130

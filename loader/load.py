@@ -6,12 +6,20 @@ chunk's messages from SQS.
 A message is deleted only after the load holding it committed. A failed load is retried with
 backoff; if it still fails, its messages are made visible again and nothing is deleted. A
 crash at any point only means SQS delivers some messages again, and staging keeps one row per
-message id; a load package a crash left on disk is finished by the next run.
+message id; a load package a crash left on disk is finished by the next run. Ctrl-C releases
+what the load holds and ends it as an interruption (exit 130).
+
+No body reaches the output: Postgres quotes a refused row in its error detail, which dlt logs
+(once a retry) and keeps on disk; the loader keeps only the first line of such errors and
+removes dlt's records of failures.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,11 +34,18 @@ from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
 from loader import warehouse
 from loader.deleter import Deleter
-from loader.errors import LoadFailed, SqsUnavailable
+from loader.errors import Interrupted, LoadFailed, SqsUnavailable
 from loader.faults import crash_point
 from loader.receiver import Receiver
 from loader.settings import LoaderSettings, SqsSettings
-from loader.slots import pipeline_slot
+from loader.slots import (
+    locked_slot,
+    make_private,
+    owner_only_files,
+    pipeline_slot,
+    slot_base_name,
+    slot_names,
+)
 from loader.source import RAW_TABLE, Chunk, sqs_logins
 from loader.sqs import SqsQueue, chunked
 from loader.visibility import VisibilityKeeper
@@ -49,6 +64,10 @@ dlt.config["normalize.data_writer.buffer_max_items"] = 1
 # Load files are written and COPYed at once, on one host: gzip would cost more CPU than all
 # the rest of the load (the benchmark's profile, README "Performance").
 dlt.config["data_writer.disable_compression"] = True
+
+# Ctrl-C is Python's KeyboardInterrupt at once: dlt's own handler would defer it, and when
+# the step then completes, forget it, and the load would go on.
+dlt.config["runtime.intercept_signals"] = False
 
 FILE_FORMAT = "csv"  # dlt's Postgres COPY path
 
@@ -94,11 +113,67 @@ def run_load(
         f"queue {sqs_settings.queue_name}: about {waiting['visible']:,} waiting, "
         f"{waiting['in_flight']:,} in flight"
     )
-    pipelines_dir = Path(settings.pipelines_dir or get_dlt_pipelines_dir())
-    with pipeline_slot(pipelines_dir, settings.pipeline_name) as name:
-        pipeline = make_pipeline(settings, credentials, name)
+    base_name = slot_base_name(settings.pipeline_name, credentials, sqs_settings.queue_url)
+    with owner_only_files(), pipeline_slot(_pipelines_dir(settings), base_name) as name:
+        pipeline = _private_pipeline(settings, credentials, name)
         with _long_lived_objects_frozen():
             return _drain(pipeline, sqs, sqs_settings, settings, credentials, max_messages, say)
+
+
+def settle_pending_packages(
+    settings: LoaderSettings, credentials: PostgresCredentials, queue_url: str, say: _Say
+) -> int:
+    """Finish (or, if they cannot be, drop) the load packages crashed loaders of this pipeline
+    (this destination and `queue_url`) left on disk, in every slot no running loader holds,
+    and remove dlt's records of failed jobs (they quote bodies). Returns the packages
+    finished. For erasure: afterwards no package of this pipeline can bring back a body it
+    erases, except one a running loader holds (said through `say`).
+
+    A dropped package loses nothing: its messages were never deleted from SQS."""
+    warehouse.check(credentials)  # a refusal must not read as a package at fault
+    pipelines_dir = _pipelines_dir(settings)
+    base_name = slot_base_name(settings.pipeline_name, credentials, queue_url)
+    finished = 0
+    with owner_only_files():
+        for name in slot_names(base_name):
+            if not (pipelines_dir / name).is_dir():
+                continue
+            with locked_slot(pipelines_dir, name) as held:
+                if not held:
+                    say(f"slot {name} is held by a running loader: its packages are left to it")
+                    continue
+                make_private(pipelines_dir, name)
+                pipeline = _private_pipeline(settings, credentials, name)
+                finished += _finish_pending_packages(pipeline, settings, say)
+                _remove_failure_records(pipeline)
+    _warn_of_unhashed_slots(pipelines_dir, settings.pipeline_name, say)
+    return finished
+
+
+def _warn_of_unhashed_slots(pipelines_dir: Path, pipeline_name: str, say: _Say) -> None:
+    """Slots of loaders from before the hashed names: which database their packages were
+    for is unknown, so they are never finished; their messages were not deleted from SQS."""
+    pattern = re.compile(rf"{re.escape(pipeline_name)}(_\d{{1,2}})?")
+    old = sorted(
+        p.name for p in pipelines_dir.glob(f"{pipeline_name}*") if pattern.fullmatch(p.name)
+    )
+    if old:
+        say(
+            f"{pipelines_dir} holds working folders of an older loader ({', '.join(old)}) that "
+            "may keep message bodies: delete them (SQS still has any message they held)"
+        )
+
+
+def _pipelines_dir(settings: LoaderSettings) -> Path:
+    return Path(settings.pipelines_dir or get_dlt_pipelines_dir())
+
+
+def _private_pipeline(
+    settings: LoaderSettings, credentials: PostgresCredentials, name: str
+) -> dlt.Pipeline:
+    pipeline = make_pipeline(settings, credentials, name)
+    _hide_bodies_from_dlt_log()  # after make_pipeline: it sets dlt's logger up
+    return pipeline
 
 
 @contextmanager
@@ -139,29 +214,31 @@ def _drain(
     )
     try:
         with deleter, keeper, receiver:
-            for chunk in receiver.chunks(settings.chunk_seconds):
-                try:
-                    _load_chunk(pipeline, chunk, settings, say)
-                except LoadFailed:
-                    stats.received += chunk.messages
-                    held = chunk.handle_lists + [b.receipt_handles for b in receiver.stop()]
-                    keeper.drop(held)
-                    _release(sqs, list(chain.from_iterable(held)))
-                    raise
-                count = chunk.messages
-                stats.received += count
-                stats.landed += count
-                stats.chunks += 1
-                if stats.chunks == 1:
-                    _prepare_raw_table(credentials, settings)
-                crash_point("committed")
-                deleter.delete(chunk.receipt_handles())
-                keeper.drop(chunk.handle_lists)
-                rate = stats.landed / max(time.monotonic() - started, 1e-9)
-                say(
-                    f"chunk {stats.chunks}: landed {count:,} messages in {settings.dataset_name}."
-                    f"{RAW_TABLE} (total {stats.landed:,}, {rate:,.0f} msg/s)"
-                )
+            try:
+                for chunk in receiver.chunks(settings.chunk_seconds):
+                    try:
+                        _load_chunk(pipeline, chunk, settings, say)
+                    except LoadFailed:
+                        stats.received += chunk.messages
+                        _release_held(sqs, keeper, receiver)
+                        raise
+                    count = chunk.messages
+                    stats.received += count
+                    stats.landed += count
+                    stats.chunks += 1
+                    if stats.chunks == 1:
+                        _prepare_raw_table(credentials, settings)
+                    crash_point("committed")
+                    deleter.delete(chunk.receipt_handles())
+                    keeper.drop(chunk.handle_lists)
+                    rate = stats.landed / max(time.monotonic() - started, 1e-9)
+                    say(
+                        f"chunk {stats.chunks}: landed {count:,} messages in "
+                        f"{settings.dataset_name}.{RAW_TABLE} (total {stats.landed:,}, "
+                        f"{rate:,.0f} msg/s)"
+                    )
+            except KeyboardInterrupt:
+                raise _interrupted(sqs, keeper, receiver) from None
     finally:
         # leaving `with deleter` waited for every delete given to it
         stats.delete_failed, stats.delete_errors = deleter.failed, deleter.errors
@@ -182,6 +259,38 @@ def _drain(
     return stats
 
 
+def _release_held(sqs: SqsQueue, keeper: VisibilityKeeper, receiver: Receiver) -> int:
+    """Make what this run received and has not handed to the deleter visible again at once
+    (not after the visibility timeout). Returns how many messages."""
+    receiver.stop()  # no receive after this; all it received, the keeper holds
+    handles = list(chain.from_iterable(keeper.take_all()))
+    _release(sqs, handles)
+    return len(handles)
+
+
+def _interrupted(sqs: SqsQueue, keeper: VisibilityKeeper, receiver: Receiver) -> Interrupted:
+    # a second Ctrl-C must not cut the release short: the messages would stay hidden
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        released = _release_held(sqs, keeper, receiver)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return Interrupted(
+        f"interrupted: {released:,} received messages were released and are visible again for "
+        "the next run; what had landed stays landed"
+    )
+
+
+def _raise_if_interrupted(error: BaseException) -> None:
+    """dlt wraps a Ctrl-C in its own exception: it must not read as a failed load (retried,
+    or a package dropped)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        cause = cause.__cause__ or cause.__context__
+
+
 def _load_chunk(pipeline: dlt.Pipeline, chunk: Chunk, settings: LoaderSettings, say: _Say) -> None:
     """Extract (as the batches come) and normalize to a load package on disk, then load it
     (with retries)."""
@@ -191,6 +300,7 @@ def _load_chunk(pipeline: dlt.Pipeline, chunk: Chunk, settings: LoaderSettings, 
         pipeline.normalize()
         crash_point("normalized")
     except Exception as error:
+        _raise_if_interrupted(error)
         raise LoadFailed(
             f"could not prepare {chunk.messages:,} messages for loading ({_reason(error)}); "
             "none was deleted from SQS and they are visible again for the next run"
@@ -207,6 +317,8 @@ def _load_with_retries(
             pipeline.load().raise_on_failed_jobs()
             return
         except Exception as error:
+            _raise_if_interrupted(error)
+            _remove_failure_records(pipeline)
             if attempt == settings.load_attempts:
                 raise LoadFailed(
                     f"could not load {what} into Postgres after {attempt} attempts "
@@ -245,6 +357,7 @@ def _finish_pending_packages(pipeline: dlt.Pipeline, settings: LoaderSettings, s
             pipeline.normalize()
         _load_with_retries(pipeline, settings, say, "a load package left by an earlier run")
     except Exception as error:
+        _raise_if_interrupted(error)
         # Postgres answered a moment ago, so the package itself is at fault. Its messages were
         # never deleted from SQS, which delivers them again: dropping it loses nothing.
         pipeline.drop_pending_packages()
@@ -254,6 +367,20 @@ def _finish_pending_packages(pipeline: dlt.Pipeline, settings: LoaderSettings, s
         )
         return 0
     return pending
+
+
+def _remove_failure_records(pipeline: dlt.Pipeline) -> None:
+    """dlt keeps each failed job's error (Postgres quotes the refused row: a body) in the
+    package, failed jobs' data files, and the last error in its trace; none is needed to
+    retry (a job without its record is retried as transient)."""
+    working = Path(pipeline.working_dir)
+    records = chain(
+        working.glob("load/*/*/.exceptions/*"),
+        working.glob("load/*/*/failed_jobs/*"),
+        working.glob("trace.pickle"),
+    )
+    for path in records:
+        path.unlink(missing_ok=True)
 
 
 def _prune_loaded_packages(pipeline: dlt.Pipeline, keep: int) -> None:
@@ -289,11 +416,47 @@ def _ensure_raw_table(
 
 
 def _reason(error: BaseException) -> str:
-    """The innermost cause, in one line, without connection strings."""
+    """The innermost cause, in one line, without connection strings or data."""
     while error.__cause__ is not None or error.__context__ is not None:
         error = error.__cause__ or error.__context__  # type: ignore[assignment]
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    return _first_line(str(error)) or type(error).__name__
+
+
+# Postgres' error text beyond its first line (DETAIL: Failing row contains (...), CONTEXT: COPY
+# ..., line 1: "...") quotes the row; so can a first line, after these words.
+_QUOTED_VALUE = re.compile(r"(input syntax for type [\w ]+|value for \w+|Key \(.*?\))[:=] ?.*")
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return _QUOTED_VALUE.sub(r"\1 (value withheld)", lines[0]) if lines else ""
+
+
+class _WithoutData(logging.Filter):
+    """dlt's log records, cut to their first line: dlt logs a failed job with its exception
+    and traceback, and Postgres' part of them quotes the refused row."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = _first_line(record.getMessage()).removesuffix("Traceback (most recent call last):")
+        if record.exc_info and record.exc_info[1] is not None:
+            text = f"{text} ({type(record.exc_info[1]).__name__}: {_reason(record.exc_info[1])})"
+        record.msg, record.args = text, None
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+_WITHOUT_DATA = _WithoutData()
+
+
+def _hide_bodies_from_dlt_log() -> None:
+    from dlt.common import logger as dlt_logger
+
+    log = dlt_logger.LOGGER
+    if log is None:
+        return
+    for target in (log, *log.handlers):
+        if _WITHOUT_DATA not in target.filters:
+            target.addFilter(_WITHOUT_DATA)
 
 
 def _printer(enabled: bool) -> _Say:

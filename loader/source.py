@@ -1,13 +1,19 @@
 """The dlt source: SQS messages as rows of `raw.login_messages`, exactly as received.
 
 No parsing or validation here (that is dbt's job): one row per delivery with the body
-verbatim and the SQS metadata beside it. Rows are built as Arrow tables of a few thousand
-messages as they arrive, so dlt skips its row-by-row normalizer, writes each to disk at once
-and loads them with COPY: a load of any size holds one such table in memory.
+verbatim and the SQS metadata beside it. A body Postgres cannot store as text (a NUL
+character, a lone surrogate) is kept base64 with `body_encoding = 'base64'`, so no single
+message can stop a load; staging rejects it with its reason.
+Rows are built as Arrow tables of a few thousand messages as they arrive, so dlt skips its
+row-by-row normalizer, writes each to disk at once and loads them with COPY: a load of any
+size holds one such table in memory.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +26,10 @@ import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
 RAW_TABLE = "login_messages"
+# raw.body_encoding of a body kept encoded: base64 of its UTF-8 bytes (lone surrogates
+# encoded as UTF-8 would encode them: Python's "surrogatepass"); null for a verbatim body.
+BASE64 = "base64"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # One Arrow table (a parquet row group in the load package) per this many messages, or body
 # characters: per-table overhead is gone by ~2,000, and large messages stay a few MB a table.
@@ -34,6 +44,7 @@ RAW_COLUMNS: TTableSchemaColumns = {
     "received_at": {"data_type": "timestamp", "nullable": False},
     "system_attributes": {"data_type": "text", "nullable": True},
     "message_attributes": {"data_type": "text", "nullable": True},
+    "body_encoding": {"data_type": "text", "nullable": True},
 }
 
 _ARROW_SCHEMA = pa.schema(
@@ -45,13 +56,42 @@ _ARROW_SCHEMA = pa.schema(
         pa.field("received_at", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("system_attributes", pa.string()),
         pa.field("message_attributes", pa.string()),
+        pa.field("body_encoding", pa.string()),
     ]
 )
 
 
-# One message as raw keeps it: message_id, body, sent_at (epoch ms), receive_count, and the
-# system and message attributes as JSON text.
-RawRow = tuple[str, str, int | None, int | None, str | None, str | None]
+# One message as raw keeps it: message_id, body, sent_at (epoch ms), receive_count, the
+# system and message attributes as JSON text, and the body's encoding (None: verbatim).
+RawRow = tuple[str, str, int | None, int | None, str | None, str | None, str | None]
+
+
+def storable_body(body: str) -> tuple[str, str | None]:
+    """The body as raw stores it, and its encoding: verbatim when Postgres text can hold it,
+    else base64 (Postgres refuses NUL in text, and UTF-8 has no lone surrogates)."""
+    if "\x00" not in body and (body.isascii() or not _SURROGATE.search(body)):
+        return body, None
+    return base64.b64encode(body.encode("utf-8", "surrogatepass")).decode("ascii"), BASE64
+
+
+def attributes_json(attributes: dict[str, Any]) -> str:
+    """Attributes as JSON text, whatever they hold: bytes (a Binary attribute's BinaryValue)
+    as base64, anything else JSON lacks as its text. Never raises: one odd message must not
+    stop the load of its batch."""
+    try:
+        return orjson.dumps(attributes, default=_json_default).decode()
+    except TypeError:  # a lone surrogate, a key that is no string, a very large integer
+        pass
+    try:
+        return json.dumps(attributes, default=_json_default)  # escapes what orjson refuses
+    except (TypeError, ValueError):
+        return json.dumps(repr(attributes))
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -76,14 +116,16 @@ class ReceivedBatch:
             sent = attributes.get("SentTimestamp")
             count = attributes.get("ApproximateReceiveCount")
             custom = message.get("MessageAttributes")
+            body, encoding = storable_body(message.get("Body") or "")
             rows.append(
                 (
                     message["MessageId"],
-                    message["Body"],
-                    int(sent) if sent is not None else None,
-                    int(count) if count is not None else None,
-                    orjson.dumps(attributes).decode() if attributes else None,
-                    orjson.dumps(custom).decode() if custom else None,
+                    body,
+                    _integer(sent),
+                    _integer(count),
+                    attributes_json(attributes) if attributes else None,
+                    attributes_json(custom) if custom else None,
+                    encoding,
                 )
             )
         handles = [m["ReceiptHandle"] for m in messages]
@@ -91,6 +133,15 @@ class ReceivedBatch:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+def _integer(value: object) -> int | None:
+    """An SQS number attribute; None when absent or not a number (raw keeps the text in
+    system_attributes, and staging rejects a message without its SentTimestamp)."""
+    try:
+        return int(value) if value is not None else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
 
 
 class Chunk:
@@ -117,9 +168,17 @@ class Chunk:
 
 def to_arrow(batches: Sequence[ReceivedBatch]) -> pa.Table:
     rows = [row for batch in batches for row in batch.rows]
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
     received_at = [batch.received_at for batch in batches for _ in batch.rows]
-    message_ids, bodies, sent_at, receive_counts, system_attributes, message_attributes = columns
+    (
+        message_ids,
+        bodies,
+        sent_at,
+        receive_counts,
+        system_attributes,
+        message_attributes,
+        body_encodings,
+    ) = columns
     return pa.Table.from_arrays(
         [
             pa.array(message_ids, pa.string()),
@@ -129,6 +188,7 @@ def to_arrow(batches: Sequence[ReceivedBatch]) -> pa.Table:
             pa.array(received_at, pa.timestamp("us", tz="UTC")),
             pa.array(system_attributes, pa.string()),
             pa.array(message_attributes, pa.string()),
+            pa.array(body_encodings, pa.string()),
         ],
         schema=_ARROW_SCHEMA,
     )

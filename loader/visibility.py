@@ -46,6 +46,15 @@ class VisibilityKeeper:
             for handles in handle_lists:
                 self._held.pop(id(handles), None)
 
+    def take_all(self) -> list[list[str]]:
+        """Stop keeping every batch still held; returns their handle lists (to release them).
+        Everything received that was not handed to the deleter: wherever the main thread was
+        when it stopped (an interrupt can fall between two of its steps)."""
+        with self._lock:
+            held = [handles for handles, _ in self._held.values()]
+            self._held.clear()
+        return held
+
     def _run(self) -> None:
         # check often enough that a batch is extended with a good margin before its timeout
         interval = max(0.5, self._timeout / 8)

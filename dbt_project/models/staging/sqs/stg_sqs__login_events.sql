@@ -35,6 +35,8 @@
 {%- set required_strings = ['user_id', 'device_type', 'ip', 'device_id', 'app_version'] -%}
 {#- whether raw holds the loader's `body_is_json` (a catalog query: asked once) -#}
 {%- set has_json_flag = raw_has_json_flag() -%}
+{#- whether raw holds `body_encoding` (set for a body kept base64) -#}
+{%- set has_body_encoding = raw_has_body_encoding() -%}
 {%- set max_lengths = {'user_id': 128, 'device_type': 32, 'locale': 32} -%}
 {%- set known_fields = required_strings + ['locale'] -%}
 {#- the column holding each field's text, where it is not the field's name -#}
@@ -63,6 +65,9 @@ deliveries as not materialized (
         messages.body,
         {%- if has_json_flag %}
         messages.body_is_json,
+        {%- endif %}
+        {%- if has_body_encoding %}
+        messages.body_encoding,
         {%- endif %}
         messages.sent_at,
         messages.receive_count,
@@ -137,6 +142,11 @@ validated as (
     cross join lateral unnest(array[
         case
             when derived.body = '' then 'erased: body erased by `logins pii forget` before it was processed'
+            {%- if has_body_encoding %}
+            when
+                derived.body_encoding is not null
+                then 'unstorable_body: body held characters Postgres cannot store (kept base64)'
+            {%- endif %}
             when derived.doc is null then 'not_json: body is not valid JSON'
             when derived.doc_type != 'object' then 'not_object: body is a JSON ' || derived.doc_type
             -- JSON allows a key twice and Postgres keeps the last: which one was meant is

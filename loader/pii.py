@@ -6,6 +6,8 @@ pii.audit), so every use leaves a row in pii.audit_log that its caller cannot de
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -307,9 +309,51 @@ def _their_messages(
                 (user_id,),
             )
             json_ids.update(message_id for (message_id,) in cursor.fetchall())
+        for message_id, body in _encoded_bodies(conn, schemas, present):
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                unparsed[message_id] = body
+                continue
+            if isinstance(doc, dict) and doc.get("user_id") == user_id:
+                json_ids.add(message_id)
     token = re.compile(f"(?<!{_ID_CHARACTER}){re.escape(user_id)}(?!{_ID_CHARACTER})")
     unparsed_ids = {m for m, body in unparsed.items() if token.search(body) and m not in json_ids}
     return json_ids, unparsed_ids
+
+
+def _encoded_bodies(
+    conn: Connection, schemas: Schemas, present: set[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Bodies Postgres could not store as text (a NUL), kept base64 (loader/source.py), decoded
+    here: (message_id, body)."""
+    queries = []
+    if (schemas.raw, RAW_TABLE) in present and warehouse.column_exists(
+        conn, schemas.raw, RAW_TABLE, "body_encoding"
+    ):
+        queries.append(
+            sql.SQL(
+                "select message_id, body from {} where body_encoding = 'base64' and body != ''"
+            ).format(schemas.raw_messages)
+        )
+    if (schemas.staging, REJECTS) in present:
+        queries.append(
+            sql.SQL(
+                "select message_id, body from {} where reject_code = 'unstorable_body'"
+                " and body != ''"
+            ).format(schemas.rejects)
+        )
+    decoded = []
+    with conn.cursor() as cursor:
+        for query in queries:
+            cursor.execute(query)
+            for message_id, body in cursor.fetchall():
+                try:
+                    text = base64.b64decode(body).decode("utf-8", "surrogatepass")
+                except ValueError:
+                    continue
+                decoded.append((message_id, text))
+    return decoded
 
 
 def _has_rows(

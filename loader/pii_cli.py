@@ -130,7 +130,17 @@ def _forget(args: argparse.Namespace) -> None:
 def _settle_pending_loads() -> None:
     """Load packages a crashed loader left on this machine hold plaintext bodies: finished
     (or dropped) before an erasure, so none of them brings an erased body back."""
-    return
+    from loader.load import settle_pending_packages
+    from loader.settings import loader_settings, postgres_credentials, sqs_settings
+
+    def say(line: str) -> None:
+        print(f"[forget] {line}", file=sys.stderr, flush=True)
+
+    finished = settle_pending_packages(
+        loader_settings(), postgres_credentials(), sqs_settings().queue_url, say
+    )
+    if finished:
+        say(f"finished {finished} load package(s) left on disk before erasing")
 
 
 def _seal_missing(args: argparse.Namespace) -> None:

@@ -29,7 +29,7 @@ from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
-from loader.pii import REJECTS, Schemas, transaction
+from loader.pii import Schemas, transaction
 from loader.settings import RolesSettings
 from loader.source import RAW_TABLE
 

@@ -300,6 +300,16 @@ def analyze(conn: Connection, schema: str, tables: list[str]) -> None:
             )
 
 
+def column_exists(conn: Connection, schema: str, table: str, column: str) -> bool:
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "select 1 from information_schema.columns"
+            " where table_schema = %s and table_name = %s and column_name = %s",
+            (schema, table, column),
+        )
+        return cursor.fetchone() is not None
+
+
 def table_exists(conn: Connection, schema: str, table: str) -> bool:
     with conn.cursor() as cursor:
         cursor.execute("select to_regclass(%s) is not null", (f'"{schema}"."{table}"',))

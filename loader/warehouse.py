@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -38,7 +39,8 @@ def connect(credentials: PostgresCredentials, database: str | None = None) -> It
             dbname=database or credentials.database,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             application_name="logins",
-            options=PINNED_SEARCH_PATH,
+            # libpq's `options` replaces PGOPTIONS: keep the user's, the pinned path last
+            options=f"{os.environ.get('PGOPTIONS', '')} {PINNED_SEARCH_PATH}".strip(),
         )
     except psycopg2.OperationalError as error:
         raise PostgresUnavailable(

@@ -85,7 +85,8 @@ def test_pipelines_dir_under_a_file(pipeline: Pipeline, tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     line = one_error_line(result.stderr)
-    assert "LOADER__PIPELINES_DIR" in line and "writable" in line
+    assert "LOADER__PIPELINES_DIR" in line
+    assert "writable" in line
 
 
 def test_unwritable_pipelines_dir(pipeline: Pipeline, tmp_path: Path) -> None:

@@ -12,12 +12,13 @@ from loader.errors import PipelineError
 from loader.pii_cli import add_commands as add_pii_commands
 
 if TYPE_CHECKING:
-    from loader.settings import SqsSettings
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+    from loader.settings import LoaderSettings, PiiSettings, SqsSettings
 
 
 def _up(args: argparse.Namespace) -> None:
     from loader import stack
-    from loader.db_init import init_database
     from loader.settings import describe_postgres, mask_url, pii_settings, postgres_credentials
     from loader.sqs import SqsQueue
 
@@ -26,7 +27,7 @@ def _up(args: argparse.Namespace) -> None:
     how = stack.ensure_sqs(sqs)
     waiting = SqsQueue(sqs).approximate_counts()["visible"]
     print(f"SQS {mask_url(sqs.queue_url)}: {how}, {waiting:,} messages waiting")
-    for note in init_database(credentials, pii_settings(), generate_key=True):
+    for note in _init_database(credentials, pii_settings(), generate_key=True):
         print(note)
     from loader import roles
     from loader.pii_cli import schemas
@@ -48,10 +49,9 @@ def _down(args: argparse.Namespace) -> None:
 
 
 def _db_init(args: argparse.Namespace) -> None:
-    from loader.db_init import init_database
     from loader.settings import loader_settings, pii_settings, postgres_credentials
 
-    notes = init_database(
+    notes = _init_database(
         postgres_credentials(), pii_settings(), args.generate_key, raw=loader_settings()
     )
     for note in notes:
@@ -92,7 +92,6 @@ def _load(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     from loader import summary
-    from loader.db_init import init_database
     from loader.load import run_load
     from loader.settings import (
         loader_settings,
@@ -109,7 +108,7 @@ def _run(args: argparse.Namespace) -> None:
     full_check = args.full_check or transform_settings().full_check
     marts_schema()  # dbt's profile reads DBT_SCHEMA itself
     writable_pipelines_dir(settings)
-    for note in init_database(credentials, pii_settings()):
+    for note in _init_database(credentials, pii_settings()):
         print(note)
     started = time.monotonic()
     stats = run_load(sqs, settings, credentials, args.max_messages, True)
@@ -127,6 +126,22 @@ def _run(args: argparse.Namespace) -> None:
 
         erased = pii.purge_raw(credentials, schemas(), retention)
         print(f"  raw bodies erased    {erased}  (processed, older than {retention})")
+
+
+def _init_database(
+    credentials: PostgresCredentials,
+    pii: PiiSettings,
+    generate_key: bool = False,
+    raw: LoaderSettings | None = None,
+) -> list[str]:
+    """`init_database`, one at a time per database: two `logins run` at once replaced the same
+    functions, and Postgres refused one ("tuple concurrently updated")."""
+    from loader.db_init import init_database
+    from loader.warehouse import advisory_lock
+
+    waiting = "waiting for another `logins` to finish setting up the database"
+    with advisory_lock(credentials, "logins db init", waiting):
+        return list(init_database(credentials, pii, generate_key, raw=raw))
 
 
 def _sqs_settings(args: argparse.Namespace) -> SqsSettings:

@@ -6,27 +6,28 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from loader.errors import PipelineError
 from loader.pii_cli import add_commands as add_pii_commands
 
 if TYPE_CHECKING:
-    from loader.settings import SqsSettings
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+    from loader.settings import LoaderSettings, PiiSettings, SqsSettings
 
 
 def _up(args: argparse.Namespace) -> None:
     from loader import stack
-    from loader.db_init import init_database
-    from loader.settings import describe_postgres, pii_settings, postgres_credentials
+    from loader.settings import describe_postgres, mask_url, pii_settings, postgres_credentials
     from loader.sqs import SqsQueue
 
     credentials, sqs = postgres_credentials(), _sqs_settings(args)
     print(f"Postgres {describe_postgres(credentials)}: {stack.ensure_postgres(credentials)}")
     how = stack.ensure_sqs(sqs)
     waiting = SqsQueue(sqs).approximate_counts()["visible"]
-    print(f"SQS {sqs.queue_url}: {how}, {waiting:,} messages waiting")
-    for note in init_database(credentials, pii_settings(), generate_key=True):
+    print(f"SQS {mask_url(sqs.queue_url)}: {how}, {waiting:,} messages waiting")
+    for note in _init_database(credentials, pii_settings(), generate_key=True):
         print(note)
     from loader import roles
     from loader.pii_cli import schemas
@@ -48,10 +49,9 @@ def _down(args: argparse.Namespace) -> None:
 
 
 def _db_init(args: argparse.Namespace) -> None:
-    from loader.db_init import init_database
     from loader.settings import loader_settings, pii_settings, postgres_credentials
 
-    notes = init_database(
+    notes = _init_database(
         postgres_credentials(), pii_settings(), args.generate_key, raw=loader_settings()
     )
     for note in notes:
@@ -78,11 +78,12 @@ def _seed(args: argparse.Namespace) -> None:
 
 def _load(args: argparse.Namespace) -> None:
     from loader.load import run_load
-    from loader.settings import loader_settings, postgres_credentials
+    from loader.settings import loader_settings, postgres_credentials, writable_pipelines_dir
 
-    stats = run_load(
-        _sqs_settings(args), loader_settings(), postgres_credentials(), args.max_messages, True
-    )
+    # every setting is checked before any work: a bad one fails at once, in one line
+    sqs, settings, credentials = _sqs_settings(args), loader_settings(), postgres_credentials()
+    writable_pipelines_dir(settings)
+    stats = run_load(sqs, settings, credentials, args.max_messages, True)
     print(
         f"received {stats.received:,}, landed {stats.landed:,}, deleted {stats.deleted:,} "
         f"in {stats.seconds:.1f} s"
@@ -91,25 +92,30 @@ def _load(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     from loader import summary
-    from loader.db_init import init_database
     from loader.load import run_load
     from loader.settings import (
         loader_settings,
+        marts_schema,
         pii_settings,
         postgres_credentials,
         transform_settings,
+        writable_pipelines_dir,
     )
     from loader.transform import dbt_build
 
-    credentials = postgres_credentials()
-    for note in init_database(credentials, pii_settings()):
+    # every setting is checked before any work: a bad one fails at once, in one line
+    credentials, sqs, settings = postgres_credentials(), _sqs_settings(args), loader_settings()
+    full_check = args.full_check or transform_settings().full_check
+    marts_schema()  # dbt's profile reads DBT_SCHEMA itself
+    writable_pipelines_dir(settings)
+    for note in _init_database(credentials, pii_settings()):
         print(note)
     started = time.monotonic()
-    stats = run_load(_sqs_settings(args), loader_settings(), credentials, args.max_messages, True)
+    stats = run_load(sqs, settings, credentials, args.max_messages, True)
     load_seconds = time.monotonic() - started
     before = summary.outcomes(credentials)
     started = time.monotonic()
-    dbt_build(credentials, full_check=args.full_check or transform_settings().full_check)
+    dbt_build(credentials, full_check=full_check)
     build_seconds = time.monotonic() - started
     after = summary.outcomes(credentials)
     print(summary.render(stats, before, after, load_seconds, build_seconds))
@@ -126,6 +132,22 @@ def _run(args: argparse.Namespace) -> None:
 
         erased = pii.purge_raw(credentials, schemas(), retention)
         print(f"  raw bodies erased    {erased}  (processed, older than {retention})")
+
+
+def _init_database(
+    credentials: PostgresCredentials,
+    pii: PiiSettings,
+    generate_key: bool = False,
+    raw: LoaderSettings | None = None,
+) -> list[str]:
+    """`init_database`, one at a time per database: two `logins run` at once replaced the same
+    functions, and Postgres refused one ("tuple concurrently updated")."""
+    from loader.db_init import init_database
+    from loader.warehouse import advisory_lock
+
+    waiting = "waiting for another `logins` to finish setting up the database"
+    with advisory_lock(credentials, "logins db init", waiting):
+        return list(init_database(credentials, pii, generate_key, raw=raw))
 
 
 def _sqs_settings(args: argparse.Namespace) -> SqsSettings:
@@ -148,8 +170,16 @@ def _add_sqs_protocol(command: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a refused argument is one `error:` line (as every other refusal is),
+    not the usage text too. Subcommands' parsers are of this class as well."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="logins",
         description="User-login ELT: SQS -> dlt -> Postgres raw -> dbt -> masked user_logins.",
         epilog="Configuration: environment variables, see README.md#configuration.",
@@ -181,9 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="send messages to the queue")
     seed.add_argument("--count", type=_positive, default=1000, help="synthetic messages (1000)")
     seed.add_argument("--file", help="a JSONL file: each line is sent verbatim as one body")
-    seed.add_argument("--seed", type=int, default=None, help="random seed, for repeatable data")
+    seed.add_argument("--seed", type=_whole, default=None, help="random seed, for repeatable data")
     seed.add_argument(
-        "--malformed-share", type=float, default=0.01, help="share of malformed messages (0.01)"
+        "--malformed-share",
+        type=_share,
+        default=0.01,
+        help="share of malformed messages, 0 to 1 (0.01)",
     )
     _add_sqs_protocol(seed)
     seed.set_defaults(handler=_seed)
@@ -207,10 +240,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# argparse reports an ArgumentTypeError's text as it is, and anything else as "invalid
+# <function name> value": these say what is wanted.
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a share from 0 to 1")
     return value
 
 
@@ -224,7 +278,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        # dlt's own settings (RUNTIME__*, NORMALIZE__*, ...) resolve inside dlt: one line too
+        if not _is_dlt_configuration_error(error):
+            raise
+        print(f"error: {_dlt_configuration_message(error)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _is_dlt_configuration_error(error: Exception) -> bool:
+    dlt_exceptions = sys.modules.get("dlt.common.configuration.exceptions")
+    return dlt_exceptions is not None and isinstance(error, dlt_exceptions.ConfigurationException)
+
+
+def _dlt_configuration_message(error: Exception) -> str:
+    from loader.settings import mask_url
+
+    lines = str(error).strip().splitlines()
+    first = mask_url(lines[0]) if lines else type(error).__name__
+    return f"dlt configuration: {first}: fix the setting it names (environment or .dlt/*.toml)"
 
 
 if __name__ == "__main__":

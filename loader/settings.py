@@ -8,11 +8,20 @@ which the shipped dbt `profiles.yml` reads too, so one set of variables serves b
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import TypeVar
+from urllib.parse import SplitResult, urlsplit
 
 from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.exceptions import (
+    ConfigurationException,
+    ConfigValueCannotBeCoercedException,
+    InvalidNativeValue,
+)
 from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.typing import TSecretStrValue
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
@@ -20,6 +29,7 @@ from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from loader.errors import ConfigurationError
 
 DEFAULT_QUEUE_URL = "http://localhost:4566/000000000000/login-queue"
+QUEUE_URL_EXAMPLE = "https://sqs.us-east-1.amazonaws.com/123456789012/login-queue"
 DEFAULT_REGION = "us-east-1"
 # SQS wire protocols: botocore's current JSON one, and the query (XML) one old emulators speak.
 SQS_PROTOCOLS = ("json", "query")
@@ -31,6 +41,31 @@ DEFAULT_POSTGRES = {
     "PGPASSWORD": "postgres",
     "PGDATABASE": "postgres",
 }
+# SQS's own limits (seconds).
+MAX_WAIT_TIME_SECONDS = 20
+MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 60 * 60
+# More receiver threads than this only adds connections: SQS answers each long poll alone.
+MAX_RECEIVERS = 64
+# Schema names go into SQL and dbt's profile: plain lower-case identifiers need no quoting.
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+IDENTIFIER_RULE = "lower-case letters, digits and _, not starting with a digit, at most 63"
+# botocore's own rule for region names.
+REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+# The pipeline name becomes a folder name and, with a slot number, a dlt pipeline name.
+PIPELINE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,59}")
+AWS_RETRY_MODES = ("legacy", "standard", "adaptive")
+PG_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# scheme://user:password@ : the password runs to the last @ of the word, so one holding an
+# unencoded @ or / is masked whole (masking too much is harmless, too little is a leak).
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:@'\"]*):[^\s'\"]*@")
+
+_Spec = TypeVar("_Spec", bound=BaseConfiguration)
+
+
+def mask_url(text: str) -> str:
+    """`text` with the password of every URL in it shown as ***: use it wherever a URL is
+    printed (settings, SQS errors, `logins up`)."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 @configspec
@@ -57,6 +92,29 @@ class SqsSettings(BaseConfiguration):
             raise ConfigurationError(
                 f"SOURCES__SQS__PROTOCOL is '{self.protocol}': set it to json or query"
             )
+        queue = check_url("SOURCES__SQS__QUEUE_URL", self.queue_url, QUEUE_URL_EXAMPLE)
+        if not queue.path.strip("/"):
+            raise ConfigurationError(
+                f"SOURCES__SQS__QUEUE_URL is '{mask_url(self.queue_url)}', which names no "
+                f"queue: set it to the queue's URL, e.g. {QUEUE_URL_EXAMPLE}"
+            )
+        if self.endpoint_url:
+            check_url("SOURCES__SQS__ENDPOINT_URL", self.endpoint_url, "http://localhost:4566")
+        if not REGION.fullmatch(self.region_name):
+            raise ConfigurationError(
+                f"SOURCES__SQS__REGION_NAME is '{self.region_name}': set it to an AWS region "
+                f"such as {DEFAULT_REGION}"
+            )
+        check_range(
+            "SOURCES__SQS__WAIT_TIME_SECONDS", self.wait_time_seconds, 0, MAX_WAIT_TIME_SECONDS
+        )
+        check_range(
+            "SOURCES__SQS__VISIBILITY_TIMEOUT_SECONDS",
+            self.visibility_timeout_seconds,
+            0,
+            MAX_VISIBILITY_TIMEOUT_SECONDS,
+        )
+        aws_retries()  # boto3's own variables, read when the client is made: checked now
 
     @property
     def queue_name(self) -> str:
@@ -103,6 +161,21 @@ class LoaderSettings(BaseConfiguration):
     # info`) and removes the older ones.
     keep_loaded_packages: int = 100
 
+    def on_resolved(self) -> None:
+        if not PIPELINE_NAME.fullmatch(self.pipeline_name):
+            raise ConfigurationError(
+                f"LOADER__PIPELINE_NAME is '{self.pipeline_name}': use letters, digits, _ and -"
+                " (at most 60, not starting with -)"
+            )
+        check_identifier("LOADER__DATASET_NAME", self.dataset_name)
+        check_range("LOADER__RECEIVERS", self.receivers, 1, MAX_RECEIVERS)
+        check_range("LOADER__CHUNK_SIZE", self.chunk_size, 1)
+        check_range("LOADER__CHUNK_BYTES", self.chunk_bytes, 1)
+        check_range("LOADER__CHUNK_SECONDS", self.chunk_seconds, 0.1, unit="seconds")
+        check_range("LOADER__LOAD_ATTEMPTS", self.load_attempts, 1, 100)
+        check_range("LOADER__RETRY_BACKOFF_SECONDS", self.retry_backoff_seconds, 0, 3600.0)
+        check_range("LOADER__KEEP_LOADED_PACKAGES", self.keep_loaded_packages, 0)
+
 
 @configspec
 class TransformSettings(BaseConfiguration):
@@ -140,6 +213,14 @@ class RolesSettings(BaseConfiguration):
     # <prefix>pii_admin.
     prefix: str = "logins_"
 
+    def on_resolved(self) -> None:
+        # the longest role name, <prefix>transformer, must still fit Postgres' 63 characters
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,51}", self.prefix):
+            raise ConfigurationError(
+                f"ROLES__PREFIX is '{self.prefix}': use lower-case letters, digits and _, not "
+                "starting with a digit, at most 52"
+            )
+
 
 @configspec
 class StackSettings(BaseConfiguration):
@@ -150,38 +231,69 @@ class StackSettings(BaseConfiguration):
 
 
 def sqs_settings() -> SqsSettings:
-    return resolve_configuration(SqsSettings(), sections=("sources", "sqs"))
+    return _resolve(SqsSettings(), ("sources", "sqs"))
 
 
 def loader_settings() -> LoaderSettings:
-    return resolve_configuration(LoaderSettings(), sections=("loader",))
+    return _resolve(LoaderSettings(), ("loader",))
 
 
 def transform_settings() -> TransformSettings:
-    return resolve_configuration(TransformSettings(), sections=("transform",))
+    return _resolve(TransformSettings(), ("transform",))
 
 
 def pii_settings() -> PiiSettings:
-    return resolve_configuration(PiiSettings(), sections=("pii",))
+    return _resolve(PiiSettings(), ("pii",))
 
 
 def roles_settings() -> RolesSettings:
-    return resolve_configuration(RolesSettings(), sections=("roles",))
+    return _resolve(RolesSettings(), ("roles",))
 
 
 def stack_settings() -> StackSettings:
-    return resolve_configuration(StackSettings(), sections=("stack",))
+    return _resolve(StackSettings(), ("stack",))
+
+
+CREDENTIALS_VARIABLE = "DESTINATION__POSTGRES__CREDENTIALS"
+CREDENTIALS_EXAMPLE = "postgresql://user:password@host:5432/database"
 
 
 def postgres_credentials() -> PostgresCredentials:
     """libpq variables (or the exercise's defaults), overridden by dlt's destination config."""
+    _check_ssl_mode()
     defaults = PostgresCredentials()
     defaults.host = _pg_env("PGHOST")
-    defaults.port = int(_pg_env("PGPORT"))
+    defaults.port = _pg_port()
     defaults.username = _pg_env("PGUSER")
     defaults.password = _pg_env("PGPASSWORD")
     defaults.database = _pg_env("PGDATABASE")
-    return resolve_configuration(defaults, sections=("destination", "postgres"))
+    try:
+        credentials = _resolve(defaults, ("destination", "postgres"), f"{CREDENTIALS_VARIABLE}__")
+    except InvalidNativeValue:
+        raise ConfigurationError(
+            f"{CREDENTIALS_VARIABLE} is {_shown_secret(CREDENTIALS_VARIABLE)}, not a connection "
+            f"string dlt can read: set it to {CREDENTIALS_EXAMPLE} (or unset it and use PGHOST, "
+            "PGPORT, PGUSER, PGPASSWORD, PGDATABASE)"
+        ) from None
+    if not credentials.host:
+        raise ConfigurationError(
+            f"the Postgres host is empty: set PGHOST or {CREDENTIALS_VARIABLE} "
+            f"({CREDENTIALS_EXAMPLE})"
+        )
+    check_range(f"the Postgres port (PGPORT or {CREDENTIALS_VARIABLE})", credentials.port, 1, 65535)
+    return credentials
+
+
+def aws_retries() -> dict[str, str | int]:
+    """botocore's retry settings: AWS_RETRY_MODE and AWS_MAX_ATTEMPTS, checked."""
+    mode = os.environ.get("AWS_RETRY_MODE") or "standard"
+    if mode not in AWS_RETRY_MODES:
+        raise ConfigurationError(
+            f"AWS_RETRY_MODE is '{mode}': set it to {', '.join(AWS_RETRY_MODES)} (or unset it)"
+        )
+    attempts = _integer("AWS_MAX_ATTEMPTS", os.environ.get("AWS_MAX_ATTEMPTS") or "5")
+    check_range("AWS_MAX_ATTEMPTS", attempts, 1, 20)
+    return {"mode": mode, "max_attempts": attempts}
 
 
 def libpq_environment(credentials: PostgresCredentials) -> dict[str, str]:
@@ -197,7 +309,27 @@ def libpq_environment(credentials: PostgresCredentials) -> dict[str, str]:
 
 def marts_schema() -> str:
     """Where dbt puts user_logins (the shipped profile reads the same variable)."""
-    return os.environ.get("DBT_SCHEMA", "public")
+    return check_identifier("DBT_SCHEMA", os.environ.get("DBT_SCHEMA", "public"))
+
+
+def writable_pipelines_dir(settings: LoaderSettings) -> Path:
+    """LOADER__PIPELINES_DIR (or dlt's default), made and proven writable before any message
+    is received: dlt would fail only once the first chunk is on its way."""
+    from dlt.common.pipeline import get_dlt_pipelines_dir
+
+    where = settings.pipelines_dir or get_dlt_pipelines_dir()
+    name = "LOADER__PIPELINES_DIR" if settings.pipelines_dir else "dlt's default folder"
+    path = Path(where)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise ConfigurationError(
+            f"{name} '{where}' is not a writable folder ({error.strerror or error}): set "
+            "LOADER__PIPELINES_DIR to a folder this user may write"
+        ) from None
+    return path
 
 
 def describe_postgres(credentials: PostgresCredentials) -> str:
@@ -207,6 +339,116 @@ def describe_postgres(credentials: PostgresCredentials) -> str:
 
 def _pg_env(name: str) -> str:
     return os.environ.get(name) or DEFAULT_POSTGRES[name]
+
+
+def _pg_port() -> int:
+    port = _integer("PGPORT", _pg_env("PGPORT"))
+    check_range("PGPORT", port, 1, 65535)
+    return port
+
+
+def _check_ssl_mode() -> None:
+    """libpq reads PGSSLMODE itself; a bad one would read as 'cannot connect'."""
+    mode = os.environ.get("PGSSLMODE")
+    if mode and mode not in PG_SSL_MODES:
+        raise ConfigurationError(
+            f"PGSSLMODE is '{mode}': set it to one of {', '.join(PG_SSL_MODES)} (or unset it)"
+        )
+
+
+# -- checks: each failure is one line naming the variable and what to set it to -------------
+
+
+def check_range(
+    name: str, value: float, low: float, high: float | None = None, unit: str = ""
+) -> None:
+    """`value` lies in [low, high] (no upper bound when `high` is None) and is a number."""
+    if isinstance(value, float) and not math.isfinite(value):
+        ok = False
+    else:
+        ok = low <= value and (high is None or value <= high)
+    if not ok:
+        wanted = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
+        suffix = f" {unit}" if unit else ""
+        raise ConfigurationError(f"{name} is {value}: set it to a number {wanted}{suffix}")
+
+
+def check_identifier(name: str, value: str) -> str:
+    if not IDENTIFIER.fullmatch(value):
+        raise ConfigurationError(
+            f"{name} is {_quoted(value)}: a schema name here must be a plain identifier "
+            f"({IDENTIFIER_RULE} characters), e.g. raw or public"
+        )
+    return value
+
+
+def check_url(name: str, value: str, example: str) -> SplitResult:
+    """An http(s) URL with a host; shown with its password masked."""
+    fix = f"set it to a URL such as {example}"
+    shown = _quoted(mask_url(value))
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        # not urlsplit's text: it may quote a part of the value
+        raise ConfigurationError(
+            f"{name} is {shown}, which is not a valid URL (a bad [IPv6] host or a port that "
+            f"is not a number from 0 to 65535): {fix}"
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{name} is {shown}, not an http(s) URL with a host: {fix}")
+    if port == 0:
+        raise ConfigurationError(f"{name} is {shown}, whose port is 0: {fix}")
+    return parts
+
+
+def _integer(name: str, text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ConfigurationError(f"{name} is {_quoted(text)}: set it to a whole number") from None
+
+
+def _quoted(value: str, limit: int = 80) -> str:
+    """A value as an error shows it: its own quotes visible, long ones cut."""
+    text = value if len(value) <= limit else value[:limit] + "..."
+    return repr(text)
+
+
+def _shown_secret(name: str) -> str:
+    """A secret setting as an error may show it: a URL with its password masked; anything
+    else might be the password itself, so it is not shown."""
+    value = os.environ.get(name, "")
+    if "://" in value:
+        return _quoted(mask_url(value))
+    return "set but not shown (it may hold a password)" if value else "set (in .dlt/secrets.toml)"
+
+
+def _resolve(spec: _Spec, sections: tuple[str, ...], prefix: str | None = None) -> _Spec:
+    """dlt's resolution, its errors turned into one line naming the variable to fix."""
+    prefix = prefix if prefix is not None else "__".join(sections).upper() + "__"
+    try:
+        return resolve_configuration(spec, sections=sections)
+    except ConfigValueCannotBeCoercedException as error:
+        name = f"{prefix}{error.field_name.upper()}"
+        wanted = _TYPE_NAMES.get(error.hint, f"a {getattr(error.hint, '__name__', error.hint)}")
+        value = _quoted(mask_url(str(error.field_value)))
+        raise ConfigurationError(f"{name} is {value}: set it to {wanted}") from None
+    except InvalidNativeValue:
+        raise
+    except ConfigurationException as error:
+        first = mask_url(str(error).strip().splitlines()[0] if str(error).strip() else "")
+        raise ConfigurationError(
+            f"the {prefix.rstrip('_')}__* settings are invalid ({first}): fix them in the "
+            "environment or .dlt/config.toml"
+        ) from None
+
+
+_TYPE_NAMES: dict[object, str] = {
+    int: "a whole number",
+    float: "a number",
+    bool: "true or false",
+}
 
 
 def project_root() -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,7 @@ from botocore.exceptions import (
 )
 
 from loader.errors import SqsUnavailable
-from loader.settings import SqsSettings
+from loader.settings import SqsSettings, aws_retries, mask_url
 from loader.sqs_query_protocol import query_protocol_session
 
 # SQS's own limits.
@@ -143,8 +142,9 @@ class SqsQueue:
         try:
             return getattr(self.client, operation)(**kwargs)  # type: ignore[no-any-return]
         except EndpointConnectionError as error:
+            endpoint = mask_url(str(error.kwargs.get("endpoint_url", "")))
             raise SqsUnavailable(
-                f"cannot reach the SQS endpoint {error.kwargs.get('endpoint_url', '')}: start it "
+                f"cannot reach the SQS endpoint {endpoint}: start it "
                 "(`logins up` starts a local one) or set SOURCES__SQS__QUEUE_URL / "
                 "SOURCES__SQS__ENDPOINT_URL"
             ) from error
@@ -159,13 +159,14 @@ class SqsQueue:
                 raise SqsUnavailable(self._protocol_hint(answer)) from error
             if code in _MISSING_QUEUE_CODES:
                 raise SqsUnavailable(
-                    f"SQS queue '{self.settings.queue_name}' does not exist at {self.url}: "
+                    f"SQS queue '{self.settings.queue_name}' does not exist at "
+                    f"{mask_url(self.url)}: "
                     "create it (`logins up` does, locally) or fix SOURCES__SQS__QUEUE_URL"
                 ) from error
-            message = error.response.get("Error", {}).get("Message", str(error))
+            message = mask_url(str(error.response.get("Error", {}).get("Message", error)))
             raise SqsUnavailable(f"SQS {operation} failed: {code}: {message}") from error
         except BotoCoreError as error:
-            raise SqsUnavailable(f"SQS {operation} failed: {error}") from error
+            raise SqsUnavailable(f"SQS {operation} failed: {mask_url(str(error))}") from error
 
     def _refuse_xml_answers(self, response_dict: dict[str, Any], **_: Any) -> None:
         """botocore's JSON parser reads an XML answer as empty; it means a query-only endpoint."""
@@ -176,9 +177,9 @@ class SqsQueue:
 
     def _protocol_hint(self, answer: str) -> str:
         return (
-            f"the SQS endpoint {self.client.meta.endpoint_url} answered a JSON-protocol request "
-            f"with {answer}, as endpoints that speak only SQS's query protocol do (like the "
-            "exercise's old LocalStack): set SOURCES__SQS__PROTOCOL=query or pass "
+            f"the SQS endpoint {mask_url(self.client.meta.endpoint_url)} answered a JSON-protocol "
+            f"request with {answer}, as endpoints that speak only SQS's query protocol do (like "
+            "the exercise's old LocalStack): set SOURCES__SQS__PROTOCOL=query or pass "
             "--sqs-protocol query"
         )
 
@@ -189,12 +190,9 @@ def _client(settings: SqsSettings, max_connections: int) -> Any:
         "region_name": settings.region_name,
         "endpoint_url": settings.resolved_endpoint_url,
         "config": Config(
-            retries={
-                # botocore's retry modes: backoff with jitter on throttling and
-                # transient errors. AWS_RETRY_MODE / AWS_MAX_ATTEMPTS override.
-                "mode": os.environ.get("AWS_RETRY_MODE", "standard"),
-                "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "5")),
-            },
+            # botocore's retry modes: backoff with jitter on throttling and transient errors.
+            # AWS_RETRY_MODE / AWS_MAX_ATTEMPTS override (checked: a bad one is one line).
+            retries=aws_retries(),  # type: ignore[arg-type]
             max_pool_connections=max_connections,
             # Every request is built here from typed settings, and SQS checks it again (a bad
             # value is its clear error, as before); botocore's own check walked each entry of

@@ -26,7 +26,7 @@ from psycopg2 import sql
 
 from loader import warehouse
 from loader.errors import ConfigurationError, PostgresUnavailable
-from loader.settings import SqsSettings, project_root, stack_settings
+from loader.settings import SqsSettings, mask_url, project_root, stack_settings
 from loader.sqs import SqsQueue
 from loader.sqs_emulator import EMULATOR_ACCOUNT_ID
 
@@ -191,8 +191,8 @@ def ensure_sqs(settings: SqsSettings) -> str:
     if not _answers(host, port):
         if host not in LOCAL_HOSTS:
             raise ConfigurationError(
-                f"nothing answers at {endpoint} and it is not this machine: start that SQS "
-                "endpoint or set SOURCES__SQS__QUEUE_URL"
+                f"nothing answers at {mask_url(endpoint)} and it is not this machine: start that "
+                "SQS endpoint or set SOURCES__SQS__QUEUE_URL"
             )
         _start_emulator(host, port)
         how = "started"

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
+from loader import warehouse
 from loader.errors import TransformFailed
-from loader.settings import libpq_environment, project_root
+from loader.settings import describe_postgres, libpq_environment, project_root
+
+# Builds of one database take turns on this advisory lock; dbt's hooks take the same one
+# (dbt_project/macros/build_lock.sql), so a plain `dbt build` waits for `logins run` too.
+BUILD_LOCK = "logins dbt build"
+# Names the session holding the lock for this build, so dbt's hooks do not wait for it.
+LOCK_HOLDER_VARIABLE = "LOGINS_BUILD_LOCK_PID"
 
 
 def dbt_build(
@@ -25,12 +34,37 @@ def dbt_build(
     os.environ.update(environment)
     root = str(project_root())
     selector = ["--selector", "full_check"] if full_check else []
-    result = dbtRunner().invoke(
-        ["build", "--project-dir", root, "--profiles-dir", root, *selector, *(extra_args or [])]
-    )
+    with build_lock(credentials) as holder:
+        os.environ[LOCK_HOLDER_VARIABLE] = str(holder)
+        try:
+            result = dbtRunner().invoke(
+                [
+                    "build",
+                    "--project-dir",
+                    root,
+                    "--profiles-dir",
+                    root,
+                    *selector,
+                    *(extra_args or []),
+                ]
+            )
+        finally:
+            del os.environ[LOCK_HOLDER_VARIABLE]
     if not result.success:
         reason = f": {result.exception}" if result.exception else ""
         raise TransformFailed(
             f"dbt build failed{reason} (the errors are above and in logs/dbt.log); the loaded "
             "messages are safe in raw and the next build picks them up"
         )
+
+
+@contextmanager
+def build_lock(credentials: PostgresCredentials) -> Iterator[int]:
+    """Waits for any other build of this database, then holds the lock until the build ends.
+    Yields the pid of the session holding it."""
+    waiting = (
+        f"waiting for another dbt build of {describe_postgres(credentials)} to finish "
+        "(builds take turns)"
+    )
+    with warehouse.advisory_lock(credentials, BUILD_LOCK, waiting) as holder:
+        yield holder

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -52,6 +53,26 @@ def connect(credentials: PostgresCredentials, database: str | None = None) -> It
         yield conn
     finally:
         conn.close()
+
+
+@contextmanager
+def advisory_lock(credentials: PostgresCredentials, name: str, waiting: str) -> Iterator[int]:
+    """Holds the advisory lock keyed hashtext(`name`), session-level on a connection of its
+    own, for the `with` block; prints `waiting` (one line) if another session holds it first.
+    Closing the connection releases it, even if this process dies. Yields the session's pid."""
+    with connect(credentials) as conn, conn.cursor() as cursor:
+        try:
+            cursor.execute("select pg_try_advisory_lock(hashtext(%s))", (name,))
+            row = cursor.fetchone()
+            if not (row and row[0]):
+                print(waiting, file=sys.stderr, flush=True)
+                cursor.execute("select pg_advisory_lock(hashtext(%s))", (name,))
+        except psycopg2.Error as error:
+            raise PostgresUnavailable(
+                f"could not take the lock '{name}' in Postgres {describe_postgres(credentials)}: "
+                f"{_first_line(error)}"
+            ) from error
+        yield conn.get_backend_pid()
 
 
 def check(credentials: PostgresCredentials) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import REPO, Pipeline, connect
@@ -43,6 +45,33 @@ def start_dbt(pipeline: Pipeline, name: str) -> subprocess.Popen[str]:
     )
 
 
+@contextmanager
+def held_build_lock(pipeline: Pipeline, waiters: int) -> Iterator[None]:
+    """The build lock, held as another build in progress would hold it, until `waiters`
+    builds started in the block wait for it: then they start together."""
+    holder = connect(pipeline.database)
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute(BUILD_LOCK)
+        yield
+        wait_for_waiters(pipeline, waiters)
+    finally:
+        holder.close()
+
+
+def wait_for_waiters(pipeline: Pipeline, count: int, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = pipeline.query(
+            "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+            " and database = (select oid from pg_database where datname = current_database())"
+        )[0][0]
+        if waiting >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {count} builds came to wait for the build lock")
+
+
 def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
     stdout, stderr = process.communicate(timeout=600)
     return process.returncode, stdout + stderr
@@ -67,7 +96,8 @@ def loaded(pipeline: Pipeline, sample_lines: list[str]) -> None:
 
 def test_two_logins_runs_at_once(pipeline: Pipeline, sample_lines: list[str]) -> None:
     loaded(pipeline, sample_lines)
-    runs = [start_logins(pipeline, "run") for _ in range(2)]
+    with held_build_lock(pipeline, waiters=2):
+        runs = [start_logins(pipeline, "run") for _ in range(2)]
     for code, output in map(finish, runs):
         assert code == 0, output[-3000:]
     assert_built_once(pipeline, sample_lines)
@@ -77,16 +107,9 @@ def test_a_build_waits_for_the_lock_and_says_so(
     pipeline: Pipeline, sample_lines: list[str]
 ) -> None:
     loaded(pipeline, sample_lines)
-    holder = connect(pipeline.database)  # stands for another build in progress
-    try:
-        with holder.cursor() as cursor:
-            cursor.execute(BUILD_LOCK)
+    with held_build_lock(pipeline, waiters=1):
         run = start_logins(pipeline, "run")
-        time.sleep(8)  # the load is done by now; the build waits
-        assert run.poll() is None
-        assert pipeline.query("select to_regclass('public.user_logins')") == [(None,)]
-    finally:
-        holder.close()
+    assert pipeline.query("select to_regclass('public.user_logins')") == [(None,)]
     code, output = finish(run)
     assert code == 0, output[-3000:]
     assert output.count("waiting for another dbt build") == 1, output
@@ -105,7 +128,9 @@ def built_then_loaded(pipeline: Pipeline, sample_lines: list[str]) -> None:
 
 def test_two_plain_dbt_builds_at_once(pipeline: Pipeline, sample_lines: list[str]) -> None:
     built_then_loaded(pipeline, sample_lines)
-    builds = [start_dbt(pipeline, name) for name in ("a", "b")]
+    # both wait at the start, then race for the same new rows as soon as the lock is free
+    with held_build_lock(pipeline, waiters=2):
+        builds = [start_dbt(pipeline, name) for name in ("a", "b")]
     for code, output in map(finish, builds):
         assert code == 0, output[-3000:]
     assert_built_once(pipeline, sample_lines)
@@ -115,8 +140,9 @@ def test_plain_dbt_build_and_logins_run_at_once(
     pipeline: Pipeline, sample_lines: list[str]
 ) -> None:
     built_then_loaded(pipeline, sample_lines)
-    run = start_logins(pipeline, "run")
-    build = start_dbt(pipeline, "plain")
+    with held_build_lock(pipeline, waiters=2):
+        run = start_logins(pipeline, "run")
+        build = start_dbt(pipeline, "plain")
     for code, output in (finish(run), finish(build)):
         assert code == 0, output[-3000:]
     assert_built_once(pipeline, sample_lines)
@@ -124,15 +150,8 @@ def test_plain_dbt_build_and_logins_run_at_once(
 
 def test_a_plain_dbt_build_waits_and_says_so(pipeline: Pipeline, sample_lines: list[str]) -> None:
     built_then_loaded(pipeline, sample_lines)
-    holder = connect(pipeline.database)
-    try:
-        with holder.cursor() as cursor:
-            cursor.execute(BUILD_LOCK)
+    with held_build_lock(pipeline, waiters=1):
         build = start_dbt(pipeline, "plain")
-        time.sleep(8)
-        assert build.poll() is None
-    finally:
-        holder.close()
     code, output = finish(build)
     assert code == 0, output[-3000:]
     assert "waiting for another dbt build" in output, output

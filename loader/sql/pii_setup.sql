@@ -272,7 +272,7 @@ for each statement execute function pii.refuse_audit_change();
 alter table pii.audit_log add column if not exists subjects text [];
 
 comment on column pii.audit_log.subjects is
-'the kind:mask pairs the action returned or removed, as the function found them (not as asked)';
+'the kind:mask pairs pii.recover() returned, as it found them (not as asked)';
 
 -- A free-form pii.audit() let its caller write any row; each audited action now writes its own.
 drop function if exists pii.audit(text, text, integer);
@@ -341,8 +341,10 @@ begin
         where v.kind = asked.kind and v.mask = asked.mask
         returning v.kind, v.mask
     )
-    insert into pii.audit_log (action, request, value_count, subjects)
-    select 'forget', request, count(*), array_agg(r.kind || ':' || r.mask order by r.kind, r.mask)
+    -- a count only: the erased values' masks kept here would let a brute force of the mask
+    -- find them again
+    insert into pii.audit_log (action, request, value_count)
+    select 'forget', request, count(*)
     from removed_rows as r
     returning value_count into removed;
     return removed;

@@ -34,42 +34,19 @@ def refuse_attached_code(
 ) -> None:
     """Locks each existing table of `tables` ((schema, name)) until the transaction ends, so
     nothing can be attached meanwhile, and refuses with AttachedCode if any carries code that
-    would run with the caller's rights. `owner_role` is the pipeline's owner role (trusted)."""
+    would run with the caller's rights. `owner_role` is the pipeline's owner role (trusted).
+    The check is pipeline_lib.lock_and_list_attached_code() (loader/sql/pipeline_lib.sql),
+    which dbt asks too."""
     for schema, name in tables:
-        qualified = f"{schema}.{name}"
         cursor.execute(
-            "select pg_catalog.to_regclass(%s)::pg_catalog.oid", (_quoted(schema, name),)
+            "select pipeline_lib.lock_and_list_attached_code(pg_catalog.to_regclass(%s), %s, %s)",
+            (sql.Identifier(schema, name).as_string(cursor), write, owner_role),
         )
-        row = cursor.fetchone()
-        if row is None or row[0] is None:
-            continue
-        rel = row[0]
-        # a view or another kind is refused before LOCK, which would also lock what it reads
-        problems = _problems(cursor, rel, False, owner_role)
-        if not problems:
-            mode = "share row exclusive" if write else "access share"
-            cursor.execute(
-                sql.SQL("lock table only {}.{} in {} mode").format(
-                    sql.Identifier(schema), sql.Identifier(name), sql.SQL(mode)
-                )
-            )
-            problems = _problems(cursor, rel, write, owner_role)
+        problems = [str(problem) for (problem,) in cursor.fetchall()]
         if problems:
             action = "write to" if write else "read"
             raise AttachedCode(
-                f"refusing to {action} {qualified}: it carries code that would run with your "
-                f"rights ({', '.join(problems)}); its owner must remove it (or find out who "
-                "added it), then run the command again"
+                f"refusing to {action} {schema}.{name}: it carries code that would run with "
+                f"your rights ({', '.join(problems)}); its owner must remove it (or find out "
+                "who added it), then run the command again"
             )
-
-
-def _problems(cursor: Cursor, rel: int, write: bool, owner_role: str | None) -> list[str]:
-    """pipeline_lib.attached_code() (loader/sql/pipeline_lib.sql), which dbt asks too."""
-    cursor.execute(
-        "select pipeline_lib.attached_code(%s::oid::regclass, %s, %s)", (rel, write, owner_role)
-    )
-    return sorted({str(problem) for (problem,) in cursor.fetchall()})
-
-
-def _quoted(schema: str, name: str) -> str:
-    return '"{}"."{}"'.format(schema.replace('"', '""'), name.replace('"', '""'))

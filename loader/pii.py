@@ -108,8 +108,8 @@ def keygen(credentials: PostgresCredentials, private_key: Path, passphrase: str)
     return pair.fingerprint
 
 
-def has_recovery_key(credentials: PostgresCredentials) -> bool:
-    with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
+def has_recovery_key(conn: Connection) -> bool:
+    with conn.cursor() as cursor:
         cursor.execute("select exists (select from pii.recovery_keys where is_current)")
         return bool(cursor.fetchone()[0])
 
@@ -233,7 +233,8 @@ def forget(credentials: PostgresCredentials, schemas: Schemas, user_id: str) -> 
         json_ids, unparsed_ids = _their_messages(conn, schemas, user_id, present)
         message_ids = sorted(json_ids | unparsed_ids)
         masks = user_masks(conn, schemas, user_id, message_ids)
-        if not message_ids and not masks and not _has_rows(conn, schemas, user_id, present):
+        # every user_logins row of theirs gives a pair here, so no pair and no message: unknown
+        if not message_ids and not masks:
             raise UnknownUser(
                 f"no message of user_id {user_id!r} was found: nothing was erased (check the id)"
             )
@@ -250,13 +251,12 @@ def forget(credentials: PostgresCredentials, schemas: Schemas, user_id: str) -> 
         erasure.unparsed_bodies = len(raw_erased & unparsed_ids)
         if (schemas.staging, REJECTS) in present:
             erasure.reject_bodies = _erase_rejects(conn, schemas, message_ids)
-        if (schemas.staging, STAGING) in present:
-            _erase_staging(
-                conn,
-                schemas,
-                sql.SQL("(user_id = %(user)s or message_id = any(%(ids)s))"),
-                {"user": user_id, "ids": message_ids},
-            )
+        _erase_staging(
+            conn,
+            schemas,
+            sql.SQL("(user_id = %(user)s or message_id = any(%(ids)s))"),
+            {"user": user_id, "ids": message_ids},
+        )
         if (schemas.marts, "user_logins") in present:
             erasure.masks_replaced = _replace_masks(conn, schemas, user_id, message_ids)
         record_erasure(
@@ -282,10 +282,8 @@ def _their_messages(
     json_ids: set[str] = set()
     unparsed: dict[str, str] = {}
     with conn.cursor() as cursor:
-        for table in (schemas.raw_messages, schemas.rejects):
-            if table is schemas.rejects and (schemas.staging, REJECTS) not in present:
-                continue
-            if table is schemas.raw_messages and (schemas.raw, RAW_TABLE) not in present:
+        for table in [(schemas.raw, RAW_TABLE), (schemas.staging, REJECTS)]:
+            if table not in present:
                 continue
             cursor.execute(
                 sql.SQL(
@@ -293,7 +291,7 @@ def _their_messages(
                     " case when not pipeline_lib.is_json(body) then body end"
                     " from {} where body != %(erased)s"
                     " and (strpos(body, %(user)s) > 0 or strpos(body, %(backslash)s) > 0)"
-                ).format(table),
+                ).format(schemas.relation(*table)),
                 {"user": user_id, "erased": ERASED_BODY, "backslash": "\\"},
             )
             for message_id, is_theirs, unparsed_body in cursor.fetchall():
@@ -354,21 +352,6 @@ def _encoded_bodies(
                     continue
                 decoded.append((message_id, text))
     return decoded
-
-
-def _has_rows(
-    conn: Connection, schemas: Schemas, user_id: str, present: set[tuple[str, str]]
-) -> bool:
-    if (schemas.marts, "user_logins") not in present:
-        return False
-    with conn.cursor() as cursor:
-        cursor.execute(
-            sql.SQL("select exists (select from {} where user_id = %s)").format(
-                schemas.user_logins
-            ),
-            (user_id,),
-        )
-        return bool(cursor.fetchone()[0])
 
 
 def _erase_raw(conn: Connection, schemas: Schemas, message_ids: list[str]) -> set[str]:
@@ -460,13 +443,13 @@ def vacuum(credentials: PostgresCredentials, tables: Sequence[tuple[str, str]]) 
     skipped = []
     with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
         for schema, name in tables:
-            relation = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+            relation = sql.Identifier(schema, name)
             cursor.execute(
                 "select pg_get_userbyid(c.relowner),"
                 " pg_has_role(current_user, c.relowner, 'USAGE'),"
                 " pg_has_role(current_user, c.relowner, 'MEMBER')"
                 " from pg_class c where c.oid = to_regclass(%s)",
-                (f'"{schema}"."{name}"',),
+                (relation.as_string(conn),),
             )
             row = cursor.fetchone()
             if row is None:
@@ -627,8 +610,7 @@ def seal_missing(credentials: PostgresCredentials, schemas: Schemas) -> tuple[in
     staging's parsed values, while raw still holds their bodies: rows masked before a recovery
     key was installed. Returns (values looked at, values sealed)."""
     with transaction(credentials) as conn, conn.cursor() as cursor:
-        cursor.execute("select exists (select from pii.recovery_keys where is_current)")
-        if not cursor.fetchone()[0]:
+        if not has_recovery_key(conn):
             raise ConfigurationError(
                 "no recovery key is installed: run `logins pii keygen` first, then seal-missing"
             )

@@ -59,13 +59,15 @@ DEMO_PASSPHRASE = "demo recovery passphrase, not for production"  # noqa: S105 (
 
 
 def _keygen(args: argparse.Namespace) -> None:
-    from loader import pii
+    from loader import pii, warehouse
     from loader.settings import postgres_credentials
 
     path = _private_key_path(args)
     credentials = postgres_credentials()
     if args.demo:
-        if pii.has_recovery_key(credentials):
+        with warehouse.connect(credentials) as conn:
+            installed = pii.has_recovery_key(conn)
+        if installed:
             print("a recovery key is installed already: kept")
             return
         if path.exists():  # a demo key of another database: kept beside, never overwritten

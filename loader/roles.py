@@ -117,12 +117,17 @@ def ensure_owner_role(cursor: Cursor, settings: RolesSettings) -> str:
     """The owner role, created NOLOGIN and without any attribute if it is missing."""
     owner = Roles.named(settings).owner
     create_role(cursor, owner)
+    _strip_owner_role(cursor, owner)
+    return owner
+
+
+def _strip_owner_role(cursor: Cursor, owner: str) -> None:
+    """The owner role never logs in and holds no attribute: the definer functions run as it."""
     cursor.execute(
         sql.SQL(
             "alter role {} nologin nosuperuser nocreatedb nocreaterole noreplication nobypassrls"
         ).format(sql.Identifier(owner))
     )
-    return owner
 
 
 def _set_attributes(cursor: Cursor, roles: Roles) -> list[str]:
@@ -133,7 +138,7 @@ def _set_attributes(cursor: Cursor, roles: Roles) -> list[str]:
     def alter(role: str, attributes: str) -> None:
         cursor.execute(sql.SQL("alter role {} " + attributes).format(sql.Identifier(role)))
 
-    alter(roles.owner, "nologin nosuperuser nocreatedb nocreaterole noreplication nobypassrls")
+    _strip_owner_role(cursor, roles.owner)
     for role in roles.all():
         alter(role, "login nosuperuser nocreatedb nocreaterole noreplication")
     alter(roles.loader, "nobypassrls")

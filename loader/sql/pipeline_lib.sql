@@ -52,9 +52,8 @@ grant execute on all functions in schema pipeline_lib to public;
 -- rules, a child's) or, with `for_write`, writes it (triggers, and the functions, operators and
 -- types its defaults, generated columns, checks, indexes and columns use), unless a superuser,
 -- the caller or `trusted_role` owns that code. One line per finding; none for a clean table.
--- It reads the catalogs only and runs with its caller's rights. Callers lock the table first,
--- so nothing can be attached between the check and their statement (loader/attached_code.py,
--- dbt's refuse_attached_code()).
+-- It reads the catalogs only and runs with its caller's rights; callers use it through
+-- lock_and_list_attached_code() below.
 create or replace function pipeline_lib.attached_code(
     rel regclass, for_write boolean, trusted_role text
 )
@@ -121,3 +120,41 @@ $fn$;
 
 revoke all on function pipeline_lib.attached_code(regclass, boolean, text) from public;
 grant execute on function pipeline_lib.attached_code(regclass, boolean, text) to public;
+
+-- attached_code() of `rel` once it is locked for the rest of the caller's transaction (for a
+-- write against anything that attaches code, for a read against what replaces the table or
+-- adds policies or rules), so nothing can be attached between the check and the caller's
+-- statement; nothing for a null `rel` (a table not made yet). A view or another kind is named
+-- before LOCK, which would also lock what it reads. Runs with its caller's rights: the CLI
+-- (loader/attached_code.py) and dbt (refuse_attached_code()) both ask it.
+create or replace function pipeline_lib.lock_and_list_attached_code(
+    rel regclass, for_write boolean, trusted_role text
+)
+returns setof text
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    found text [];
+begin
+    if rel is null then
+        return;
+    end if;
+    found := array(select pipeline_lib.attached_code(rel, false, trusted_role));
+    if cardinality(found) = 0 then
+        execute format(
+            'lock table only %s in %s mode',
+            rel,
+            case when for_write then 'share row exclusive' else 'access share' end
+        );
+        found := array(select pipeline_lib.attached_code(rel, for_write, trusted_role));
+    end if;
+    return query select distinct problem from unnest(found) as problem order by problem;
+end
+$fn$;
+
+revoke all on function pipeline_lib.lock_and_list_attached_code(regclass, boolean, text)
+from public;
+grant execute on function pipeline_lib.lock_and_list_attached_code(regclass, boolean, text)
+to public;

@@ -1,11 +1,11 @@
 {#- Refuses to build over code another role attached to the tables dbt reads or writes (the
     loader owns raw: a policy, a rule or a view in place of its table would run the loader's
-    code with the transformer's rights). Each table is locked for the rest of the transaction,
-    so nothing can be attached between the check and the reads, and checked with
-    pipeline_lib.attached_code() (loader/sql/pipeline_lib.sql, the CLI's check too): the sources
-    for reading; the models' tables for writing when someone else owns them (a superuser's
-    build over the transformer's tables). on-run-start checks everything once; staging's
-    pre-hook checks the sources again inside the transaction that reads them. -#}
+    code with the transformer's rights). pipeline_lib.lock_and_list_attached_code()
+    (loader/sql/pipeline_lib.sql, the CLI's check too) locks each table for the rest of the
+    transaction, so nothing can be attached between the check and the reads, and names what it
+    carries: the sources for reading; the models' tables for writing when someone else owns
+    them (a superuser's build over the transformer's tables). on-run-start checks everything
+    once; staging's pre-hook checks the sources again inside the transaction that reads them. -#}
 {% macro refuse_attached_code(models=true) -%}
     {%- if not execute -%}
         {{ return('select 1') }}
@@ -24,7 +24,7 @@
         checked record;
         problems text;
     begin
-        if to_regprocedure('pipeline_lib.attached_code(regclass, boolean, text)') is null then
+        if to_regprocedure('pipeline_lib.lock_and_list_attached_code(regclass, boolean, text)') is null then
             return;  -- no `logins db init` yet: no pii schema either, nothing to protect
         end if;
         for checked in
@@ -42,19 +42,10 @@
             inner join pg_catalog.pg_class as c
                 on n.oid = c.relnamespace and given.table_name = c.relname
         loop
-            select string_agg(problem, ', ' order by problem) into problems
-            from pipeline_lib.attached_code(checked.rel, false, '{{ env_var("ROLES__PREFIX", "logins_") }}owner') as problem;
-            if problems is null then
-                execute pg_catalog.format(
-                    'lock table only %s in %s mode',
-                    checked.rel,
-                    case when checked.for_write then 'share row exclusive' else 'access share' end
-                );
-                select string_agg(problem, ', ' order by problem) into problems
-                from pipeline_lib.attached_code(
-                    checked.rel, checked.for_write, '{{ env_var("ROLES__PREFIX", "logins_") }}owner'
-                ) as problem;
-            end if;
+            select string_agg(found.problem, ', ' order by found.problem) into problems
+            from pipeline_lib.lock_and_list_attached_code(
+                checked.rel, checked.for_write, '{{ env_var("ROLES__PREFIX", "logins_") }}owner'
+            ) as found (problem);
             if problems is not null then
                 raise exception 'refusing to build over %: it carries code that would run with the rights of %: %',
                     checked.rel, current_user, problems

@@ -37,7 +37,7 @@ from loader.deleter import Deleter
 from loader.errors import Interrupted, LoadFailed, SqsUnavailable
 from loader.faults import crash_point
 from loader.receiver import Receiver
-from loader.settings import LoaderSettings, SqsSettings
+from loader.settings import LoaderSettings, SqsSettings, roles_settings
 from loader.slots import (
     locked_slot,
     make_private,
@@ -106,7 +106,8 @@ def run_load(
 ) -> LoadStats:
     say = _printer(progress)
     # Check both ends before touching a message: a refusal leaves the queue as it was.
-    warehouse.check(credentials)
+    with warehouse.connect(credentials) as conn:
+        warehouse.refuse_foreign_code(conn, settings.dataset_name, roles_settings().role("owner"))
     sqs = SqsQueue(sqs_settings, max_connections=2 * settings.receivers + 2)
     waiting = sqs.approximate_counts()
     say(

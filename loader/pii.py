@@ -474,7 +474,8 @@ def purge_raw(credentials: PostgresCredentials, schemas: Schemas, older_than: st
     Returns how many were erased."""
     with transaction(credentials) as conn, conn.cursor() as cursor:
         try:
-            cursor.execute("select %s::interval < interval '0'", (older_than,))
+            # in the past, month by month as the purge computes it ('1 mon -30 days' is not)
+            cursor.execute("select now() - %s::interval > now()", (older_than,))
         except psycopg2.DataError as error:
             raise ConfigurationError(
                 f"--older-than {older_than!r} is not a Postgres interval: write e.g. '7 days'"

@@ -57,7 +57,7 @@ class Roles:
 
     @classmethod
     def named(cls, settings: RolesSettings) -> Roles:
-        return cls(*(f"{settings.prefix}{role}" for role in cls.__dataclass_fields__))
+        return cls(*(settings.role(role) for role in cls.__dataclass_fields__))
 
     def all(self) -> list[str]:
         """The roles people and jobs log in as (the owner role never logs in)."""

@@ -213,6 +213,10 @@ class RolesSettings(BaseConfiguration):
     # <prefix>pii_admin.
     prefix: str = "logins_"
 
+    def role(self, name: str) -> str:
+        """A pipeline role's name: loader, transformer, analyst, pii_admin or owner."""
+        return f"{self.prefix}{name}"
+
     def on_resolved(self) -> None:
         # the longest role name, <prefix>transformer, must still fit Postgres' 63 characters
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,51}", self.prefix):

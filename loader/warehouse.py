@@ -289,6 +289,31 @@ def _install_lib_for_raw(conn: Connection) -> None:
             ) from error
 
 
+def refuse_foreign_code(conn: Connection, schema: str, owner_role: str) -> None:
+    """Before a load by a role that does not own the tables of `schema` (an admin's `logins
+    run`): refuse any that carries its owner's code, which dlt's writes would run with this
+    role's rights. Checked before the load, not held through it: dlt writes on connections
+    of its own."""
+    with conn.cursor() as cursor:
+        cursor.execute("begin")
+        try:
+            cursor.execute(
+                "select c.relname from pg_class c"
+                " join pg_roles me on me.rolname = current_user"
+                " where c.relnamespace = to_regnamespace(%s) and c.relkind in ('r', 'v', 'p')"
+                # a superuser is every role's member: its rights are not the owner's
+                " and c.relowner != me.oid"
+                " and (me.rolsuper or not pg_has_role(me.oid, c.relowner, 'USAGE'))"
+                # what it cannot write, dlt cannot make it run code on
+                " and has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')",
+                (schema,),
+            )
+            tables = [(schema, name) for (name,) in cursor.fetchall()]
+            refuse_attached_code(cursor, tables, write=True, owner_role=owner_role)
+        finally:
+            cursor.execute("rollback")
+
+
 def has_json_flag(conn: Connection, dataset: str, table: str) -> bool:
     """Whether the raw table has an up-to-date `body_is_json`."""
     return json_flag(conn, dataset, table) == IS_JSON_FUNCTION

@@ -935,14 +935,7 @@ LOAD_SHADOWED = (
     " not the CLI's pinned path: the transformer's operator public.=(varchar, varchar) matches"
     " dlt's varchar comparisons better than pg_catalog's text one and runs as the loader"
 )
-SUPERUSER_RUN = (
-    "`logins run` as a superuser: dlt loads raw with no attached-code check (the loader's"
-    " triggers on raw.login_messages and raw._dlt_loads run as postgres); dbt's on-run-start"
-    " refusal errors but dbt builds the models anyway and staging's pre-hook checks only the"
-    " sources (the transformer's triggers on staging and user_logins run as postgres); dbt's"
-    ' search_path is not pinned (shadows in public and in a schema named "postgres" run)'
-)
-XFAIL = {"load": LOAD_SHADOWED, "run as a superuser": SUPERUSER_RUN}
+XFAIL = {"load": LOAD_SHADOWED}
 
 
 @pytest.mark.parametrize(
@@ -989,11 +982,6 @@ def test_no_command_runs_a_lower_roles_code(
 # --- the superuser's `logins run`, one attack at a time ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`logins load` writes raw.login_messages and raw._dlt_loads through dlt without"
-    " refuse_attached_code: run by a superuser (`logins run`), the loader's triggers run as it",
-)
 def test_superuser_load_runs_no_loader_trigger(pipeline: Pipeline, built: Cast) -> None:
     db, cast = pipeline.database, built
     recorder = plant_recorder(db, cast.loader, "raw")
@@ -1005,12 +993,6 @@ def test_superuser_load_runs_no_loader_trigger(pipeline: Pipeline, built: Cast) 
     assert strangers(db) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dbt build as a superuser: on-run-start's refuse_attached_code() raises, but dbt"
-    " goes on to build the models; staging's pre-hook checks only the sources, so the"
-    " transformer's triggers on staging and user_logins run as the superuser",
-)
 def test_superuser_dbt_build_runs_no_transformer_trigger(pipeline: Pipeline, built: Cast) -> None:
     db, cast = pipeline.database, built
     pipeline.queue.send([login("latecomer-0001", "192.0.2.1", "dev-latecomer")])
@@ -1024,12 +1006,6 @@ def test_superuser_dbt_build_runs_no_transformer_trigger(pipeline: Pipeline, bui
     assert strangers(db) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='dbt\'s profile leaves search_path at the default ("$user", public): run by a'
-    " superuser, the transformer's public.=(varchar, varchar), public.strpos(varchar, text) and"
-    ' the same in a schema it named "postgres" run as the superuser',
-)
 def test_superuser_dbt_build_runs_no_transformer_shadow(pipeline: Pipeline, built: Cast) -> None:
     db, cast = pipeline.database, built
     pipeline.queue.send([login("latecomer-0001", "192.0.2.1", "dev-latecomer")])

@@ -122,8 +122,9 @@ revoke all on function pipeline_lib.attached_code(regclass, boolean, text) from 
 grant execute on function pipeline_lib.attached_code(regclass, boolean, text) to public;
 
 -- attached_code() of `rel` once it is locked for the rest of the caller's transaction (for a
--- write against anything that attaches code, for a read against what replaces the table or
--- adds policies or rules), so nothing can be attached between the check and the caller's
+-- write in ROW EXCLUSIVE mode, which any write right allows and which holds off every command
+-- that attaches code: CREATE TRIGGER, CREATE INDEX, ALTER TABLE, CREATE POLICY, CREATE RULE;
+-- for a read in ACCESS SHARE mode, against what replaces the table or adds policies or rules), so nothing can be attached between the check and the caller's
 -- statement; nothing for a null `rel` (a table not made yet). A view or another kind is named
 -- before LOCK, which would also lock what it reads. Runs with its caller's rights: the CLI
 -- (loader/attached_code.py) and dbt (refuse_attached_code()) both ask it.
@@ -146,7 +147,7 @@ begin
         execute format(
             'lock table only %s in %s mode',
             rel,
-            case when for_write then 'share row exclusive' else 'access share' end
+            case when for_write then 'row exclusive' else 'access share' end
         );
         found := array(select pipeline_lib.attached_code(rel, for_write, trusted_role));
     end if;

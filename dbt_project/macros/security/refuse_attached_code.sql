@@ -2,22 +2,14 @@
     loader owns raw: a policy, a rule or a view in place of its table would run the loader's
     code with the transformer's rights). pipeline_lib.lock_and_list_attached_code()
     (loader/sql/pipeline_lib.sql, the CLI's check too) locks each table for the rest of the
-    transaction, so nothing can be attached between the check and the reads, and names what it
-    carries: the sources for reading; the models' tables for writing when someone else owns
-    them (a superuser's build over the transformer's tables). on-run-start checks everything
-    once; staging's pre-hook checks the sources again inside the transaction that reads them. -#}
-{% macro refuse_attached_code(models=true) -%}
-    {%- if not execute -%}
+    model's transaction, so nothing can be attached between the check and the model's own
+    statements, and names what it carries. Every model checks its own table before it writes
+    it (a project pre-hook: for writing when someone else owns it, a superuser's build over
+    the transformer's tables); staging, the one model that reads raw, checks the sources too.
+    `checks` are (schema, table, for_write) triples. -#}
+{% macro refuse_attached_code(checks) -%}
+    {%- if not execute or not checks -%}
         {{ return('select 1') }}
-    {%- endif -%}
-    {%- set checks = [] -%}
-    {%- for node in graph.sources.values() if node.source_name == 'sqs' -%}
-        {%- do checks.append((node.schema, node.identifier, false)) -%}
-    {%- endfor -%}
-    {%- if models -%}
-        {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
-            {%- do checks.append((node.schema, node.alias, true)) -%}
-        {%- endfor -%}
     {%- endif -%}
     do $refuse$
     declare
@@ -54,4 +46,20 @@
         end loop;
     end
     $refuse$
+{%- endmacro %}
+
+{#- The model's own table, for writing (the project's pre-hook). -#}
+{% macro refuse_attached_code_on_this() -%}
+    {{ return(refuse_attached_code([(this.schema, this.identifier, true)] if execute else [])) }}
+{%- endmacro %}
+
+{#- The sqs sources, for reading (staging's pre-hook). -#}
+{% macro refuse_attached_code_on_sources() -%}
+    {%- set checks = [] -%}
+    {%- if execute -%}
+        {%- for node in graph.sources.values() if node.source_name == 'sqs' -%}
+            {%- do checks.append((node.schema, node.identifier, false)) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(refuse_attached_code(checks)) }}
 {%- endmacro %}

@@ -21,7 +21,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
         pre_hook=[
-            "{{ refuse_attached_code(models=false) }}",
+            "{{ refuse_attached_code_on_sources() }}",
             "set local enable_memoize = off; set local work_mem = '256MB'",
         ],
         post_hook=[

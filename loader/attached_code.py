@@ -50,3 +50,63 @@ def refuse_attached_code(
                 f"your rights ({', '.join(problems)}); its owner must remove it (or find out "
                 "who added it), then run the command again"
             )
+
+
+# Functions, operators and conversions are picked by name through search_path; a better match
+# in an earlier-or-any schema on the path wins over pg_catalog's (an exact `=(varchar, varchar)`
+# beats the built-in `=(text, text)`). Extension members are installed code, not a role's.
+_SHADOWING_CODE = """
+select x.kind || ' ' || x.name || ' (owner ' || r.rolname || ')'
+from (
+    select 'function' as kind, p.oid::pg_catalog.regprocedure::text as name,
+        p.proowner as owner, p.pronamespace as ns, 'pg_proc'::pg_catalog.regclass as cls, p.oid
+    from pg_catalog.pg_proc p
+    union all
+    select 'operator', o.oid::pg_catalog.regoperator::text, o.oprowner, o.oprnamespace,
+        'pg_operator'::pg_catalog.regclass, o.oid
+    from pg_catalog.pg_operator o
+    union all
+    select 'conversion', c.conname::text, c.conowner, c.connamespace,
+        'pg_conversion'::pg_catalog.regclass, c.oid
+    from pg_catalog.pg_conversion c
+) x
+join pg_catalog.pg_roles r on r.oid = x.owner
+join pg_catalog.pg_roles me on me.rolname = current_user
+where x.ns = any(%(schemas)s::pg_catalog.regnamespace[])
+    and not r.rolsuper
+    and r.rolname is distinct from %(owner_role)s
+    and x.owner != me.oid
+    and (me.rolsuper or not pg_catalog.pg_has_role(me.oid, x.owner, 'USAGE'))
+    and not exists (
+        select from pg_catalog.pg_depend d
+        where d.classid = x.cls and d.objid = x.oid and d.deptype = 'e'
+    )
+order by 1
+"""
+
+
+def refuse_shadowing_code(
+    cursor: Cursor, schemas: Iterable[str], *, owner_role: str | None, why: str
+) -> None:
+    """Refuses with AttachedCode if a schema of `schemas` (a search_path the caller cannot pin,
+    such as dlt's `<dataset>,public`) holds a function, operator or conversion that another
+    non-superuser role made: name resolution could pick it and run it with the caller's rights.
+    `why` says whose path it is. Checked before the work, not held through it."""
+    cursor.execute(
+        "select pg_catalog.array_agg(n.nspname::text) from pg_catalog.pg_namespace n"
+        " where n.nspname = any(%s)",
+        (list(schemas),),
+    )
+    existing = cursor.fetchone()[0] or []
+    if not existing:
+        return
+    cursor.execute(_SHADOWING_CODE, {"schemas": existing, "owner_role": owner_role})
+    found = [str(problem) for (problem,) in cursor.fetchall()]
+    if found:
+        raise AttachedCode(
+            f"refusing to {why}: it resolves names through schema(s) {', '.join(existing)}, "
+            f"which hold code another role made that could run with your rights "
+            f"({', '.join(found[:5])}{', …' if len(found) > 5 else ''}); its owner must drop it, "
+            "or build the marts outside those schemas (DBT_SCHEMA) so no lower role can create "
+            "there, then run the command again"
+        )

@@ -135,6 +135,7 @@ def settle_pending_packages(
     pipelines_dir = _pipelines_dir(settings)
     base_name = slot_base_name(settings.pipeline_name, credentials, queue_url)
     finished = 0
+    checked = False
     with owner_only_files():
         for name in slot_names(base_name):
             if not (pipelines_dir / name).is_dir():
@@ -145,6 +146,13 @@ def settle_pending_packages(
                     continue
                 make_private(pipelines_dir, name)
                 pipeline = _private_pipeline(settings, credentials, name)
+                if not checked and _pending_packages(pipeline):
+                    # dlt loads them on its own connections, through `<raw>,public`
+                    with warehouse.connect(credentials) as conn:
+                        warehouse.refuse_foreign_code(
+                            conn, settings.dataset_name, roles_settings().role("owner")
+                        )
+                    checked = True
                 finished += _finish_pending_packages(pipeline, settings, say)
                 _remove_failure_records(pipeline)
     _warn_of_unhashed_slots(pipelines_dir, settings.pipeline_name, say)
@@ -349,7 +357,7 @@ def _finish_pending_packages(pipeline: dlt.Pipeline, settings: LoaderSettings, s
     per message id, so finishing the package adds nothing twice.
     """
     extracted = len(pipeline.list_extracted_load_packages())
-    pending = extracted + len(pipeline.list_normalized_load_packages())
+    pending = _pending_packages(pipeline)
     if not pending:
         return 0
     say(f"finishing {pending} load package(s) left by an interrupted run")
@@ -368,6 +376,12 @@ def _finish_pending_packages(pipeline: dlt.Pipeline, settings: LoaderSettings, s
         )
         return 0
     return pending
+
+
+def _pending_packages(pipeline: dlt.Pipeline) -> int:
+    return len(pipeline.list_extracted_load_packages()) + len(
+        pipeline.list_normalized_load_packages()
+    )
 
 
 def _remove_failure_records(pipeline: dlt.Pipeline) -> None:

@@ -16,7 +16,7 @@ from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 
-from loader.attached_code import refuse_attached_code
+from loader.attached_code import refuse_attached_code, refuse_shadowing_code
 from loader.errors import ConfigurationError, PostgresUnavailable
 from loader.settings import describe_postgres
 
@@ -25,6 +25,8 @@ CONNECT_TIMEOUT_SECONDS = 10
 # never for functions or operators): no other role can shadow a built-in function or operator
 # there (the transformer may create in the marts schema, often `public`). Names are qualified.
 PINNED_SEARCH_PATH = "-c search_path=pg_catalog,pg_temp"
+# dlt's own connections resolve names through `<dataset>,public` (its Postgres client sets it).
+DLT_EXTRA_SCHEMA = "public"
 
 
 @contextmanager
@@ -290,10 +292,12 @@ def _install_lib_for_raw(conn: Connection) -> None:
 
 
 def refuse_foreign_code(conn: Connection, schema: str, owner_role: str) -> None:
-    """Before a load by a role that does not own the tables of `schema` (an admin's `logins
-    run`): refuse any that carries its owner's code, which dlt's writes would run with this
-    role's rights. Checked before the load, not held through it: dlt writes on connections
-    of its own."""
+    """Before dlt writes into `schema` (a load, or erasure finishing pending packages): refuse
+    any table there that carries its owner's code, when this role does not own it (an admin's
+    `logins run`), and any function, operator or conversion another role made in a schema on
+    dlt's search_path (`<schema>,public`: dlt sets it, so it cannot be pinned). Either would
+    run with this role's rights. Checked before the load, not held through it: dlt writes on
+    connections of its own."""
     with conn.cursor() as cursor:
         cursor.execute("begin")
         try:
@@ -310,6 +314,9 @@ def refuse_foreign_code(conn: Connection, schema: str, owner_role: str) -> None:
             )
             tables = [(schema, name) for (name,) in cursor.fetchall()]
             refuse_attached_code(cursor, tables, write=True, owner_role=owner_role)
+            refuse_shadowing_code(
+                cursor, [schema, DLT_EXTRA_SCHEMA], owner_role=owner_role, why="load with dlt"
+            )
         finally:
             cursor.execute("rollback")
 

@@ -29,9 +29,9 @@ import psycopg2
 
 from bench import localstack
 from bench.measure import Sample, StepFailed, run_measured, servers_cpu, spread
-from loader import seed, synthetic
+from loader.devstack import seed, synthetic
+from loader.ingest.sqs import SqsQueue
 from loader.settings import LoaderSettings, SqsSettings
-from loader.sqs import SqsQueue
 
 REPO = Path(__file__).resolve().parents[1]
 HOME = REPO / ".local" / "bench"

@@ -10,15 +10,15 @@ chunking); only the SQS ids and receipt are made up. The benchmark itself drains
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 
-from loader import synthetic
-from loader.load import _load_chunk, _prepare_raw_table, _refresh_statistics, make_pipeline
+from loader.devstack import synthetic
+from loader.ingest.batches import ReceivedBatch
+from loader.ingest.load import land_batches
 from loader.settings import loader_settings, postgres_credentials
-from loader.source import Chunk, ReceivedBatch
 
 
 def fake_batches(count: int, seed: int, batch_size: int = 10) -> list[ReceivedBatch]:
@@ -49,19 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     settings = loader_settings()
-    credentials = postgres_credentials()
-    pipeline = make_pipeline(settings, credentials, "bench_land")
-    started = time.monotonic()
-    landed = 0
-    while landed < args.count:
-        size = min(settings.chunk_size, args.count - landed)
-        _load_chunk(
-            pipeline, Chunk(fake_batches(size, args.seed + landed)), settings, lambda _: None
-        )
-        landed += size
-        _prepare_raw_table(credentials, settings)
-        print(f"landed {landed:,} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
-    _refresh_statistics(credentials, settings)  # as `logins load` does at its end
+    sizes = range(0, args.count, settings.chunk_size)
+    loads = (
+        fake_batches(min(settings.chunk_size, args.count - first), args.seed + first)
+        for first in sizes
+    )
+    say = functools.partial(print, file=sys.stderr)
+    land_batches(settings, postgres_credentials(), loads, say, name="bench_land")
     return 0
 
 

@@ -7,10 +7,12 @@ from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
 from loader import warehouse
 from loader.errors import ConfigurationError
-from loader.keys import configured_key, generate_key_file
-from loader.roles import ensure_owner_role
+from loader.ingest import raw_table
+from loader.names import RAW_TABLE
+from loader.privacy import masking
+from loader.privacy.keys import configured_key, generate_key_file
+from loader.privacy.roles import ensure_owner_role
 from loader.settings import LoaderSettings, PiiSettings, RolesSettings, roles_settings
-from loader.source import RAW_TABLE
 
 
 def init_database(
@@ -24,15 +26,15 @@ def init_database(
     existing raw table brought up to date. Returns what it did, for the user."""
     notes: list[str] = []
     with warehouse.connect(credentials) as conn:
-        if not warehouse.may_manage_pii(conn):
+        if not masking.may_manage_pii(conn):
             # e.g. `logins run` as the transformer role: an admin installed it
             return notes + (_upgrade_raw_table(credentials, raw) if raw else [])
         with conn.cursor() as cursor:
             cursor.execute("begin")  # all of the setup, or none of it
             owner = ensure_owner_role(cursor, roles or roles_settings())
-            warehouse.install_masking(conn, owner)
+            masking.install_masking(conn, owner)
             cursor.execute("commit")
-        status = warehouse.install_hmac_key(conn, configured_key(pii))
+        status = masking.install_hmac_key(conn, configured_key(pii))
         if status == "missing":
             if not generate_key:
                 raise ConfigurationError(
@@ -40,7 +42,7 @@ def init_database(
                     "(at least 32 random bytes, hex) or run `logins db init --generate-key`"
                 )
             path = generate_key_file(pii)
-            status = warehouse.install_hmac_key(conn, configured_key(pii))
+            status = masking.install_hmac_key(conn, configured_key(pii))
             notes.append(
                 f"generated a new HMAC key in {path} (git-ignored); keep a copy in your secret "
                 "store: the same key keeps masks comparable across databases"
@@ -60,14 +62,14 @@ def _upgrade_raw_table(credentials: PostgresCredentials, raw: LoaderSettings) ->
     with warehouse.connect(credentials) as conn:
         if not warehouse.table_exists(conn, raw.dataset_name, RAW_TABLE):
             return []
-        if warehouse.has_json_flag(conn, raw.dataset_name, RAW_TABLE):
+        if raw_table.has_json_flag(conn, raw.dataset_name, RAW_TABLE):
             return []  # up to date: nothing to ask of its owner
         try:
             # an admin rewrites the loader's table: refused if it carries the loader's code
-            added = warehouse.prepare_raw_table(conn, raw.dataset_name, RAW_TABLE, guard=True)
+            added = raw_table.prepare_raw_table(conn, raw.dataset_name, RAW_TABLE, guard=True)
         except psycopg2.errors.InsufficientPrivilege:
             return [
                 f"{where} could not be brought up to date by this role (only its owner, the "
                 "loader's role, may alter it): the next `logins load` will"
             ]
-    return [f"added {warehouse.BODY_IS_JSON} to {where} (computed for every row)"] if added else []
+    return [f"added {raw_table.BODY_IS_JSON} to {where} (computed for every row)"] if added else []

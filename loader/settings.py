@@ -27,6 +27,7 @@ from dlt.common.typing import TSecretStrValue
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
 from loader.errors import ConfigurationError
+from loader.names import MARTS_SCHEMA, RAW_SCHEMA
 
 DEFAULT_QUEUE_URL = "http://localhost:4566/000000000000/login-queue"
 QUEUE_URL_EXAMPLE = "https://sqs.us-east-1.amazonaws.com/123456789012/login-queue"
@@ -135,7 +136,7 @@ class LoaderSettings(BaseConfiguration):
     """`[loader]`: how the load is run."""
 
     pipeline_name: str = "sqs_logins"
-    dataset_name: str = "raw"
+    dataset_name: str = RAW_SCHEMA
     # dlt's working folder (pending load packages live here between runs).
     pipelines_dir: str | None = None
     # Threads receiving from SQS in parallel; deletes use as many.
@@ -313,7 +314,7 @@ def libpq_environment(credentials: PostgresCredentials) -> dict[str, str]:
 
 def marts_schema() -> str:
     """Where dbt puts user_logins (the shipped profile reads the same variable)."""
-    return check_identifier("DBT_SCHEMA", os.environ.get("DBT_SCHEMA", "public"))
+    return check_identifier("DBT_SCHEMA", os.environ.get("DBT_SCHEMA", MARTS_SCHEMA))
 
 
 def writable_pipelines_dir(settings: LoaderSettings) -> Path:

@@ -64,7 +64,7 @@ def sqs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "loader.sqs_emulator", "--port", str(port)],
+        [sys.executable, "-m", "loader.devstack.sqs_emulator", "--port", str(port)],
         env={**os.environ, "MOTO_ACCOUNT_ID": "000000000000"},
         stdout=log,
         stderr=log,

@@ -13,15 +13,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from loader.receiver import _DONE, _Buffer
-from loader.source import (
-    PIECE_BODY_SIZE,
-    PIECE_MESSAGES,
-    Chunk,
-    ReceivedBatch,
-    login_messages,
-    pieces,
-)
+from loader.ingest.batches import Chunk, ReceivedBatch
+from loader.ingest.receiver import _DONE, _Buffer
+from loader.ingest.source import PIECE_BODY_SIZE, PIECE_MESSAGES, login_messages, pieces
 
 
 def _batch(first: int, body: str, count: int = 10) -> ReceivedBatch:

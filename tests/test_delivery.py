@@ -264,7 +264,7 @@ def test_sqs_going_away_mid_load(
     """The emulator is killed while the loader drains it: a clear error, no hang."""
     port = free_port()
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "loader.sqs_emulator", "--port", str(port)],
+        [sys.executable, "-m", "loader.devstack.sqs_emulator", "--port", str(port)],
         env={**pipeline.env, "MOTO_ACCOUNT_ID": "000000000000"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

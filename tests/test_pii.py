@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
-from loader import pii
 from loader.errors import PipelineError
+from loader.privacy import recovery
 from tests.conftest import PG, REPO, SAMPLE, Pipeline, connect
 from tests.expected import canonical_ip, mask, valid_records
 
@@ -72,7 +72,7 @@ def test_every_masked_value_recovers_to_its_original(
     )
     assert not [value for value in expected.values() if value.encode() in ciphertexts]
 
-    recovered, missing = pii.recover_masks(
+    recovered, missing = recovery.recover_masks(
         credentials(pipeline.database), sealed, PASSPHRASE, "test: all", sorted(expected)
     )
     assert missing == 0
@@ -114,15 +114,15 @@ def test_recovery_fails_without_the_right_key_or_passphrase(
     pairs = sorted(originals(sample_lines))[:3]
     creds = credentials(pipeline.database)
     with pytest.raises(PipelineError, match="wrong passphrase"):
-        pii.recover_masks(creds, sealed, "not the passphrase", "test", pairs)
+        recovery.recover_masks(creds, sealed, "not the passphrase", "test", pairs)
 
     # another key pair (as if generated elsewhere): its private key cannot decrypt the vault
     other = tmp_path / "other.asc"
-    from loader.recovery_keys import generate, write_private_key
+    from loader.privacy.recovery_keys import generate, write_private_key
 
     write_private_key(other, generate(PASSPHRASE).private_armored)
     with pytest.raises(PipelineError, match="cannot decrypt"):
-        pii.recover_masks(creds, other, PASSPHRASE, "test", pairs)
+        recovery.recover_masks(creds, other, PASSPHRASE, "test", pairs)
 
     # no key at all: the command refuses before touching the database
     no_key = pipeline.logins(
@@ -238,7 +238,7 @@ def test_forget_leaves_nothing_recoverable_and_spares_others(
     # every other user's values still recover
     others = {pair: value for pair, value in expected.items() if pair not in gone_masks}
     others.pop(("ip", mask("ip", canonical_ip(sharer["ip"]))))
-    recovered, missing = pii.recover_masks(
+    recovered, missing = recovery.recover_masks(
         credentials(pipeline.database), sealed, PASSPHRASE, "test: others", sorted(others)
     )
     assert missing == 0
@@ -326,7 +326,7 @@ def test_rotation_versions_masks_and_remask_makes_them_match(
     ) == [(2, 2 * len(lines), len(ips))]
     # the new masks are recoverable too
     pairs = pipeline.query("select distinct 'ip', masked_ip from public.user_logins")
-    recovered, missing = pii.recover_masks(
+    recovered, missing = recovery.recover_masks(
         credentials(pipeline.database), key, PASSPHRASE, "test", pairs
     )
     assert missing == 0

@@ -65,7 +65,7 @@ def test_a_body_postgres_cannot_store_lands_as_a_reject(pipeline: Pipeline) -> N
 def test_any_attribute_or_body_becomes_a_storable_row() -> None:
     """What SQS endpoints may hand over beyond what the emulator sends: lone surrogates (a
     JSON-protocol escape), keys that are no strings, numbers JSON libraries refuse."""
-    from loader.source import attributes_json, storable_body
+    from loader.ingest.batches import attributes_json, storable_body
 
     assert storable_body("plain ✓") == ("plain ✓", None)
     encoded, encoding = storable_body("half \ud800 pair")

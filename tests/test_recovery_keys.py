@@ -18,7 +18,7 @@ import pytest
 from pysequoia.packet import PacketPile, Tag
 
 from loader.errors import ConfigurationError, PipelineError
-from loader.recovery_keys import (
+from loader.privacy.recovery_keys import (
     Decryptor,
     GeneratedPair,
     decrypt_with_data_key,

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from moto.sqs.models import Message, SQSBackend
 
+from loader.devstack.sqs_emulator import EMULATOR_ACCOUNT_ID, _fast_retention_check
+from loader.ingest.sqs import SqsQueue
 from loader.settings import SqsSettings
-from loader.sqs import SqsQueue
-from loader.sqs_emulator import EMULATOR_ACCOUNT_ID, _fast_retention_check
 
 
 def _new_queue(endpoint: str, protocol: str, wait_seconds: int) -> SqsQueue:

@@ -12,9 +12,9 @@ import botocore.serialize
 import pytest
 from botocore.model import ServiceModel, Shape
 
+from loader.ingest.sqs import SqsQueue
+from loader.ingest.sqs_query_protocol import bundled_json_model, query_service_model
 from loader.settings import SqsSettings
-from loader.sqs import SqsQueue
-from loader.sqs_query_protocol import bundled_json_model, query_service_model
 from tests.conftest import Pipeline, QuietHandler, RecordingProxy, http_server
 from tests.test_pipeline import EXERCISE_DDL
 

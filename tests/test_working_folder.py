@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
-from loader.load import settle_pending_packages
+from loader.ingest.load import settle_pending_packages
 from loader.settings import LoaderSettings
 from tests.conftest import PG, Pipeline, query
 from tests.test_delivery import SHORT_VISIBILITY, wait_until_visible
@@ -108,7 +108,7 @@ def _credentials(database: str) -> PostgresCredentials:
 
 
 def test_umask_is_restored() -> None:
-    from loader.slots import owner_only_files
+    from loader.ingest.slots import owner_only_files
 
     before = os.umask(0o022)
     try:

@@ -14,7 +14,7 @@ all of the queue's attributes, three of which walk every message: a receive of 1
 of 500 cost 210 ms, and a 500-message demo load 18 s. The check here reads the one attribute
 it needs (`_fast_retention_check`); the rest of moto is as it ships.
 
-Run: python -m loader.sqs_emulator --host 127.0.0.1 --port 4566
+Run: python -m loader.devstack.sqs_emulator --host 127.0.0.1 --port 4566
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 from loader.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from loader.pii import Schemas
+    from loader.names import Schemas
 
 
 def schemas() -> Schemas:
-    from loader.pii import Schemas  # imported when used: the CLI starts fast
-    from loader.roles import Roles
+    from loader.names import Schemas  # imported when used: the CLI starts fast
+    from loader.privacy.roles import Roles
     from loader.settings import loader_settings, marts_schema, roles_settings
 
     return Schemas(
@@ -28,7 +28,7 @@ def schemas() -> Schemas:
 
 
 def _private_key_path(args: argparse.Namespace) -> Path:
-    from loader.keys import project_path
+    from loader.privacy.keys import project_path
     from loader.settings import pii_settings
 
     if args.private_key:
@@ -58,15 +58,16 @@ def _passphrase(confirm: bool) -> str:
 DEMO_PASSPHRASE = "demo recovery passphrase, not for production"  # noqa: S105 (public)
 
 
-def _keygen(args: argparse.Namespace) -> None:
-    from loader import pii, warehouse
+def keygen(args: argparse.Namespace) -> None:
+    from loader import warehouse
+    from loader.privacy import recovery
     from loader.settings import postgres_credentials
 
     path = _private_key_path(args)
     credentials = postgres_credentials()
     if args.demo:
         with warehouse.connect(credentials) as conn:
-            installed = pii.has_recovery_key(conn)
+            installed = recovery.has_recovery_key(conn)
         if installed:
             print("a recovery key is installed already: kept")
             return
@@ -75,7 +76,7 @@ def _keygen(args: argparse.Namespace) -> None:
         passphrase = DEMO_PASSPHRASE
     else:
         passphrase = _passphrase(confirm=True)
-    fingerprint = pii.keygen(credentials, path, passphrase)
+    fingerprint = recovery.keygen(credentials, path, passphrase)
     print(f"wrote the recovery private key to {path} (mode 600; keep it, and its passphrase,")
     print("  away from the pipeline: in a vault or offline)")
     print(f"installed its public key {fingerprint} as the current recovery key")
@@ -83,8 +84,8 @@ def _keygen(args: argparse.Namespace) -> None:
         print(f'demo passphrase: PII__RECOVERY_PASSPHRASE="{DEMO_PASSPHRASE}"')
 
 
-def _recover(args: argparse.Namespace) -> None:
-    from loader import pii
+def recover(args: argparse.Namespace) -> None:
+    from loader.privacy import recovery
     from loader.settings import postgres_credentials
 
     if args.masked_ip:
@@ -93,7 +94,7 @@ def _recover(args: argparse.Namespace) -> None:
         request = ("device_id", args.masked_device_id)
     else:
         request = ("user_id", args.user_id)
-    recovered, missing = pii.recover(
+    recovered, missing = recovery.recover(
         postgres_credentials(), schemas(), _private_key_path(args), _passphrase(False), request
     )
     for value in recovered:
@@ -108,13 +109,13 @@ def _recover(args: argparse.Namespace) -> None:
         raise ConfigurationError(f"nothing to recover for {request[0]} {request[1]}")
 
 
-def _forget(args: argparse.Namespace) -> None:
-    from loader import pii
+def forget(args: argparse.Namespace) -> None:
+    from loader.privacy import erasure
     from loader.settings import postgres_credentials
 
-    pii.check_user_id(args.user_id)
+    erasure.check_user_id(args.user_id)
     _settle_pending_loads()
-    erasure = pii.forget(postgres_credentials(), schemas(), args.user_id)
+    erasure = erasure.forget(postgres_credentials(), schemas(), args.user_id)
     print(f"forgot user {args.user_id}:")
     print(f"  encrypted originals shredded   {erasure.shredded}")
     print(f"  shared with other users, kept  {len(erasure.shared_kept)}")
@@ -132,7 +133,7 @@ def _forget(args: argparse.Namespace) -> None:
 def _settle_pending_loads() -> None:
     """Load packages a crashed loader left on this machine hold plaintext bodies: finished
     (or dropped) before an erasure, so none of them brings an erased body back."""
-    from loader.load import settle_pending_packages
+    from loader.ingest.load import settle_pending_packages
     from loader.settings import loader_settings, postgres_credentials, sqs_settings
 
     def say(line: str) -> None:
@@ -145,35 +146,35 @@ def _settle_pending_loads() -> None:
         say(f"finished {finished} load package(s) left on disk before erasing")
 
 
-def _seal_missing(args: argparse.Namespace) -> None:
-    from loader import pii
+def seal_missing(args: argparse.Namespace) -> None:
+    from loader.privacy import vault
     from loader.settings import postgres_credentials
 
-    looked_at, sealed = pii.seal_missing(postgres_credentials(), schemas())
+    looked_at, sealed = vault.seal_missing(postgres_credentials(), schemas())
     print(f"sealed {sealed} of {looked_at} values the vault lacked originals for")
 
 
-def _purge_raw(args: argparse.Namespace) -> None:
-    from loader import pii
+def purge_raw(args: argparse.Namespace) -> None:
+    from loader.privacy import erasure
     from loader.settings import postgres_credentials
 
-    erased = pii.purge_raw(postgres_credentials(), schemas(), args.older_than)
+    erased = erasure.purge_raw(postgres_credentials(), schemas(), args.older_than)
     print(f"erased {erased} processed raw bodies older than {args.older_than}")
 
 
-def _rotate(args: argparse.Namespace) -> None:
-    from loader import pii
+def rotate(args: argparse.Namespace) -> None:
+    from loader.privacy import vault
     from loader.settings import postgres_credentials
 
-    version = pii.rotate(postgres_credentials())
+    version = vault.rotate(postgres_credentials())
     print(f"HMAC key version {version} is now current; new masks carry mask_key_version {version}")
 
 
-def _remask(args: argparse.Namespace) -> None:
-    from loader import pii
+def remask(args: argparse.Namespace) -> None:
+    from loader.privacy import vault
     from loader.settings import postgres_credentials
 
-    done = pii.remask(
+    done = vault.remask(
         postgres_credentials(), schemas(), _private_key_path(args), _passphrase(confirm=False)
     )
     print(
@@ -182,72 +183,9 @@ def _remask(args: argparse.Namespace) -> None:
     )
 
 
-def _roles_apply(args: argparse.Namespace) -> None:
-    from loader import roles
+def roles_apply(args: argparse.Namespace) -> None:
+    from loader.privacy import roles
     from loader.settings import postgres_credentials, roles_settings
 
     for line in roles.apply(postgres_credentials(), roles_settings(), schemas()):
         print(line)
-
-
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    pii = commands.add_parser("pii", help="PII recovery, erasure, retention and key rotation")
-    pii_commands = pii.add_subparsers(dest="pii_command", required=True, metavar="COMMAND")
-    key_help = "the recovery private key file (PII__RECOVERY_KEY_FILE, .secrets/recovery_key.asc)"
-
-    keygen = pii_commands.add_parser(
-        "keygen", help="create a recovery key pair and install its public key"
-    )
-    keygen.add_argument("--private-key", help=key_help)
-    keygen.add_argument(
-        "--demo",
-        action="store_true",
-        help="unless a recovery key is installed, make one with the public demo passphrase "
-        "(make demo; never in production)",
-    )
-    keygen.set_defaults(handler=_keygen)
-
-    recover = pii_commands.add_parser(
-        "recover", help="print the original values behind masks (audited)"
-    )
-    asked = recover.add_mutually_exclusive_group(required=True)
-    asked.add_argument("--masked-ip", help="a masked_ip from user_logins")
-    asked.add_argument("--masked-device-id", help="a masked_device_id from user_logins")
-    asked.add_argument("--user-id", help="every value behind one user's masks")
-    recover.add_argument("--private-key", help=key_help)
-    recover.set_defaults(handler=_recover)
-
-    forget = pii_commands.add_parser(
-        "forget", help="erase a user's IP and device id (crypto-shredding, plaintext bodies)"
-    )
-    forget.add_argument("--user-id", required=True)
-    forget.set_defaults(handler=_forget)
-
-    seal = pii_commands.add_parser(
-        "seal-missing",
-        help="seal the originals of rows masked before a recovery key was installed, from "
-        "staging, while raw still holds them",
-    )
-    seal.set_defaults(handler=_seal_missing)
-
-    purge = pii_commands.add_parser(
-        "purge-raw", help="erase processed raw bodies older than an interval"
-    )
-    purge.add_argument("--older-than", required=True, help="a Postgres interval, e.g. '7 days'")
-    purge.set_defaults(handler=_purge_raw)
-
-    rotate = pii_commands.add_parser("rotate", help="start a new HMAC key version")
-    rotate.set_defaults(handler=_rotate)
-
-    remask = pii_commands.add_parser(
-        "remask", help="re-mask rows of older key versions with the current key (audited)"
-    )
-    remask.add_argument("--private-key", help=key_help)
-    remask.set_defaults(handler=_remask)
-
-    roles = commands.add_parser("roles", help="database roles with least privilege")
-    roles_commands = roles.add_subparsers(dest="roles_command", required=True, metavar="COMMAND")
-    apply = roles_commands.add_parser(
-        "apply", help="create or update loader, transformer, analyst, pii_admin (idempotent)"
-    )
-    apply.set_defaults(handler=_roles_apply)

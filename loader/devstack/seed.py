@@ -11,7 +11,7 @@ from itertools import islice
 from pathlib import Path
 
 from loader.errors import ConfigurationError
-from loader.sqs import MAX_BATCH, MAX_BODY_BYTES, SqsQueue
+from loader.ingest.sqs import MAX_BATCH, MAX_BODY_BYTES, SqsQueue
 
 
 @dataclass

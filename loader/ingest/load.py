@@ -19,10 +19,11 @@ from __future__ import annotations
 import gc
 import logging
 import re
+import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
@@ -33,12 +34,13 @@ from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
 from loader import warehouse
-from loader.deleter import Deleter
 from loader.errors import Interrupted, LoadFailed, SqsUnavailable
 from loader.faults import crash_point
-from loader.receiver import Receiver
-from loader.settings import LoaderSettings, SqsSettings, roles_settings
-from loader.slots import (
+from loader.ingest import dlt_settings, raw_table
+from loader.ingest.batches import Chunk, ReceivedBatch
+from loader.ingest.deleter import Deleter
+from loader.ingest.receiver import Receiver
+from loader.ingest.slots import (
     locked_slot,
     make_private,
     owner_only_files,
@@ -46,28 +48,12 @@ from loader.slots import (
     slot_base_name,
     slot_names,
 )
-from loader.source import RAW_TABLE, Chunk, sqs_logins
-from loader.sqs import SqsQueue, chunked
-from loader.visibility import VisibilityKeeper
-
-# Arrow rows skip dlt's normalizer, so ask it for the columns staging relies on.
-dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
-# Once loaded, the package's data files (message bodies: plaintext PII) leave the disk.
-dlt.config["load.delete_completed_jobs"] = True
-
-# Each Arrow table goes to disk as it comes, in extract and in normalize: dlt's default
-# buffers of 5,000 items would hold that many tables (or 5,000 large messages) first.
-dlt.config["sources.data_writer.buffer_max_items"] = 1
-dlt.config["normalize.data_writer.buffer_max_items"] = 1
-
-# Load files are written and COPYed at once, on one host: gzip would cost more CPU than all
-# the rest of the load (the benchmark's profile, README "Performance").
-dlt.config["data_writer.disable_compression"] = True
-
-# Ctrl-C is Python's KeyboardInterrupt at once: dlt's own handler would defer it, and when
-# the step then completes, forget it, and the load would go on.
-dlt.config["runtime.intercept_signals"] = False
+from loader.ingest.source import sqs_logins
+from loader.ingest.sqs import SqsQueue, chunked
+from loader.ingest.visibility import VisibilityKeeper
+from loader.names import DLT_LOADS, RAW_TABLE
+from loader.settings import LoaderSettings, SqsSettings, roles_settings
+from loader.warehouse.attached_code import refuse_foreign_code
 
 FILE_FORMAT = "csv"  # dlt's Postgres COPY path
 
@@ -89,6 +75,7 @@ class LoadStats:
 def make_pipeline(
     settings: LoaderSettings, credentials: PostgresCredentials, name: str | None = None
 ) -> dlt.Pipeline:
+    dlt_settings.register()
     return dlt.pipeline(
         pipeline_name=name or settings.pipeline_name,
         destination=dlt.destinations.postgres(credentials=credentials),
@@ -107,7 +94,7 @@ def run_load(
     say = _printer(progress)
     # Check both ends before touching a message: a refusal leaves the queue as it was.
     with warehouse.connect(credentials) as conn:
-        warehouse.refuse_foreign_code(conn, settings.dataset_name, roles_settings().role("owner"))
+        refuse_foreign_code(conn, settings.dataset_name, roles_settings().role("owner"))
     sqs = SqsQueue(sqs_settings, max_connections=2 * settings.receivers + 2)
     waiting = sqs.approximate_counts()
     say(
@@ -119,6 +106,29 @@ def run_load(
         pipeline = _private_pipeline(settings, credentials, name)
         with _long_lived_objects_frozen():
             return _drain(pipeline, sqs, sqs_settings, settings, credentials, max_messages, say)
+
+
+def land_batches(
+    settings: LoaderSettings,
+    credentials: PostgresCredentials,
+    loads: Iterable[Iterable[ReceivedBatch]],
+    say: _Say,
+    name: str = "land",
+) -> int:
+    """Lands already received batches into raw without SQS, one dlt load per item of `loads`,
+    as `logins load` does (raw's indexes and statistics included): for benchmarks and
+    backfills. Returns the messages landed."""
+    pipeline = make_pipeline(settings, credentials, name)
+    landed = 0
+    started = time.monotonic()
+    for batches in loads:
+        chunk = Chunk(batches)
+        _load_chunk(pipeline, chunk, settings, say)
+        _prepare_raw_table(credentials, settings)
+        landed += chunk.messages
+        say(f"landed {landed:,} ({time.monotonic() - started:.0f} s)")
+    _refresh_statistics(credentials, settings)
+    return landed
 
 
 def settle_pending_packages(
@@ -149,7 +159,7 @@ def settle_pending_packages(
                 if not checked and _pending_packages(pipeline):
                     # dlt loads them on its own connections, through `<raw>,public`
                     with warehouse.connect(credentials) as conn:
-                        warehouse.refuse_foreign_code(
+                        refuse_foreign_code(
                             conn, settings.dataset_name, roles_settings().role("owner")
                         )
                     checked = True
@@ -403,20 +413,21 @@ def _prune_loaded_packages(pipeline: dlt.Pipeline, keep: int) -> None:
     loader with a lasting disk would gather one folder a chunk (a thousand a day at 10M
     messages). Their rows are in Postgres; only dlt's record of the load goes."""
     loaded = sorted(pipeline.list_completed_load_packages(), key=float)  # ids: unix times
-    storage = pipeline._get_load_storage()  # dlt exposes no public call for this
+    # dlt's working folder keeps each finished package in load/loaded/<load id>
+    loaded_dir = Path(pipeline.working_dir) / "load" / "loaded"
     for load_id in loaded[: max(0, len(loaded) - keep)]:
-        storage.delete_loaded_package(load_id)
+        shutil.rmtree(loaded_dir / load_id, ignore_errors=True)
 
 
 def _prepare_raw_table(credentials: PostgresCredentials, settings: LoaderSettings) -> None:
     with warehouse.connect(credentials) as conn:
-        warehouse.prepare_raw_table(conn, settings.dataset_name, RAW_TABLE)
+        raw_table.prepare_raw_table(conn, settings.dataset_name, RAW_TABLE)
 
 
 def _refresh_statistics(credentials: PostgresCredentials, settings: LoaderSettings) -> None:
     """For the `dbt build` that follows (about 0.3 s at 1M raw rows: ANALYZE samples)."""
     with warehouse.connect(credentials) as conn:
-        warehouse.analyze(conn, settings.dataset_name, [RAW_TABLE, "_dlt_loads"])
+        warehouse.analyze(conn, settings.dataset_name, [RAW_TABLE, DLT_LOADS])
 
 
 def _ensure_raw_table(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from itertools import chain
 
-from loader.sqs import SqsQueue, SqsUnavailable, chunked
+from loader.ingest.sqs import SqsQueue, SqsUnavailable, chunked
 
 
 class VisibilityKeeper:

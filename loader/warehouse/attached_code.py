@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from psycopg2 import sql
+from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
 from loader.errors import PipelineError
+from loader.names import MARTS_SCHEMA
 
 
 class AttachedCode(PipelineError):
@@ -110,3 +112,37 @@ def refuse_shadowing_code(
             "or build the marts outside those schemas (DBT_SCHEMA) so no lower role can create "
             "there, then run the command again"
         )
+
+
+# dlt's own connections resolve names through `<dataset>,public` (its Postgres client sets it).
+DLT_EXTRA_SCHEMA = MARTS_SCHEMA  # `public`, whatever DBT_SCHEMA is
+
+
+def refuse_foreign_code(conn: Connection, schema: str, owner_role: str) -> None:
+    """Before dlt writes into `schema` (a load, or erasure finishing pending packages): refuse
+    any table there that carries its owner's code, when this role does not own it (an admin's
+    `logins run`), and any function, operator or conversion another role made in a schema on
+    dlt's search_path (`<schema>,public`: dlt sets it, so it cannot be pinned). Either would
+    run with this role's rights. Checked before the load, not held through it: dlt writes on
+    connections of its own."""
+    with conn.cursor() as cursor:
+        cursor.execute("begin")
+        try:
+            cursor.execute(
+                "select c.relname from pg_class c"
+                " join pg_roles me on me.rolname = current_user"
+                " where c.relnamespace = to_regnamespace(%s) and c.relkind in ('r', 'v', 'p')"
+                # a superuser is every role's member: its rights are not the owner's
+                " and c.relowner != me.oid"
+                " and (me.rolsuper or not pg_has_role(me.oid, c.relowner, 'USAGE'))"
+                # what it cannot write, dlt cannot make it run code on
+                " and has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')",
+                (schema,),
+            )
+            tables = [(schema, name) for (name,) in cursor.fetchall()]
+            refuse_attached_code(cursor, tables, write=True, owner_role=owner_role)
+            refuse_shadowing_code(
+                cursor, [schema, DLT_EXTRA_SCHEMA], owner_role=owner_role, why="load with dlt"
+            )
+        finally:
+            cursor.execute("rollback")

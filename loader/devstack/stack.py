@@ -25,10 +25,10 @@ from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from psycopg2 import sql
 
 from loader import warehouse
+from loader.devstack.sqs_emulator import EMULATOR_ACCOUNT_ID
 from loader.errors import ConfigurationError, PostgresUnavailable
+from loader.ingest.sqs import SqsQueue
 from loader.settings import SqsSettings, mask_url, project_root, stack_settings
-from loader.sqs import SqsQueue
-from loader.sqs_emulator import EMULATOR_ACCOUNT_ID
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 START_TIMEOUT_SECONDS = 30
@@ -211,7 +211,7 @@ def _start_emulator(host: str, port: int) -> None:
     state_dir().mkdir(parents=True, exist_ok=True)
     log = (state_dir() / "sqs-emulator.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "loader.sqs_emulator", "--host", host, "--port", str(port)],
+        [sys.executable, "-m", "loader.devstack.sqs_emulator", "--host", host, "--port", str(port)],
         env={**os.environ, "MOTO_ACCOUNT_ID": EMULATOR_ACCOUNT_ID},
         stdout=log,
         stderr=log,
@@ -246,7 +246,7 @@ def _is_emulator(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"loader.sqs_emulator" in cmdline
+    return b"loader.devstack.sqs_emulator" in cmdline
 
 
 # -- helpers ----------------------------------------------------------------------------------

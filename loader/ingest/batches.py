@@ -1,13 +1,5 @@
-"""The dlt source: SQS messages as rows of `raw.login_messages`, exactly as received.
-
-No parsing or validation here (that is dbt's job): one row per delivery with the body
-verbatim and the SQS metadata beside it. A body Postgres cannot store as text (a NUL
-character, a lone surrogate) is kept base64 with `body_encoding = 'base64'`, so no single
-message can stop a load; staging rejects it with its reason.
-Rows are built as Arrow tables of a few thousand messages as they arrive, so dlt skips its
-row-by-row normalizer, writes each to disk at once and loads them with COPY: a load of any
-size holds one such table in memory.
-"""
+"""What the receiving side hands the load: each ReceiveMessage call's messages as the rows
+raw keeps (`ReceivedBatch`), and one load's worth of them (`Chunk`, `bounded`)."""
 
 from __future__ import annotations
 
@@ -20,45 +12,14 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
-import dlt
 import orjson
-import pyarrow as pa
-from dlt.common.schema.typing import TTableSchemaColumns
 
-RAW_TABLE = "login_messages"
 # raw.body_encoding of a body kept encoded: base64 of its UTF-8 bytes (lone surrogates
 # encoded as UTF-8 would encode them: Python's "surrogatepass"); null for a verbatim body.
 BASE64 = "base64"
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-# One Arrow table (a parquet row group in the load package) per this many messages, or body
-# characters: per-table overhead is gone by ~2,000, and large messages stay a few MB a table.
-PIECE_MESSAGES = 2_000
-PIECE_BODY_SIZE = 2 * 1024 * 1024
-
-RAW_COLUMNS: TTableSchemaColumns = {
-    "message_id": {"data_type": "text", "nullable": False},
-    "body": {"data_type": "text", "nullable": False},
-    "sent_at": {"data_type": "timestamp", "nullable": True},
-    "receive_count": {"data_type": "bigint", "nullable": True},
-    "received_at": {"data_type": "timestamp", "nullable": False},
-    "system_attributes": {"data_type": "text", "nullable": True},
-    "message_attributes": {"data_type": "text", "nullable": True},
-    "body_encoding": {"data_type": "text", "nullable": True},
-}
-
-_ARROW_SCHEMA = pa.schema(
-    [
-        pa.field("message_id", pa.string(), nullable=False),
-        pa.field("body", pa.string(), nullable=False),
-        pa.field("sent_at", pa.timestamp("ms", tz="UTC")),
-        pa.field("receive_count", pa.int64()),
-        pa.field("received_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("system_attributes", pa.string()),
-        pa.field("message_attributes", pa.string()),
-        pa.field("body_encoding", pa.string()),
-    ]
-)
 
 
 # One message as raw keeps it: message_id, body, sent_at (epoch ms), receive_count, the
@@ -166,34 +127,6 @@ class Chunk:
         return list(chain.from_iterable(self.handle_lists))
 
 
-def to_arrow(batches: Sequence[ReceivedBatch]) -> pa.Table:
-    rows = [row for batch in batches for row in batch.rows]
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
-    received_at = [batch.received_at for batch in batches for _ in batch.rows]
-    (
-        message_ids,
-        bodies,
-        sent_at,
-        receive_counts,
-        system_attributes,
-        message_attributes,
-        body_encodings,
-    ) = columns
-    return pa.Table.from_arrays(
-        [
-            pa.array(message_ids, pa.string()),
-            pa.array(bodies, pa.string()),
-            pa.array(sent_at, pa.timestamp("ms", tz="UTC")),
-            pa.array(receive_counts, pa.int64()),
-            pa.array(received_at, pa.timestamp("us", tz="UTC")),
-            pa.array(system_attributes, pa.string()),
-            pa.array(message_attributes, pa.string()),
-            pa.array(body_encodings, pa.string()),
-        ],
-        schema=_ARROW_SCHEMA,
-    )
-
-
 def bounded(
     batches: Iterable[ReceivedBatch], max_messages: int, max_body_size: int
 ) -> Iterator[ReceivedBatch]:
@@ -206,26 +139,3 @@ def bounded(
         size += batch.body_size
         if messages >= max_messages or size >= max_body_size:
             return
-
-
-def pieces(batches: Iterable[ReceivedBatch]) -> Iterator[list[ReceivedBatch]]:
-    """`batches` in groups of about PIECE_MESSAGES messages or PIECE_BODY_SIZE characters."""
-    rest = iter(batches)
-    while piece := list(bounded(rest, PIECE_MESSAGES, PIECE_BODY_SIZE)):
-        yield piece
-
-
-@dlt.resource(name=RAW_TABLE, write_disposition="append", columns=RAW_COLUMNS)
-def login_messages(batches: Iterable[ReceivedBatch]) -> Iterator[pa.Table]:
-    empty = True
-    for piece in pieces(batches):
-        empty = False
-        yield to_arrow(piece)
-    if empty:
-        yield to_arrow([])  # an empty load still creates the table
-
-
-@dlt.source(name="sqs", max_table_nesting=0)
-def sqs_logins(batches: Iterable[ReceivedBatch]) -> Any:
-    """The messages one chunk of the load receives, as they come."""
-    return login_messages(batches)

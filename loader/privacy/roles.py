@@ -29,9 +29,9 @@ from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
-from loader.pii import Schemas, transaction
+from loader.names import RAW_TABLE, USER_LOGINS, Schemas
+from loader.privacy.guards import transaction
 from loader.settings import RolesSettings
-from loader.source import RAW_TABLE
 
 PII_FUNCTIONS_FOR_TRANSFORMER = (
     "mask_values(text[], text[])",
@@ -212,12 +212,12 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
     _give_tables(cursor, schemas.staging, roles.transformer)
     _give_functions(cursor, schemas.staging, roles.transformer)
     run("grant usage, create on schema {marts} to {transformer}", **r)
-    if _exists(cursor, schemas.marts, "user_logins"):
+    if _exists(cursor, schemas.marts, USER_LOGINS):
         run("alter table {marts}.user_logins owner to {transformer}", **r)
     run("grant usage on schema {marts} to {analyst}, {admin}", **r)
     run("grant usage on schema {staging} to {admin}", **r)
     for grantee in ("analyst", "admin"):
-        if _exists(cursor, schemas.marts, "user_logins"):
+        if _exists(cursor, schemas.marts, USER_LOGINS):
             run("grant select on {marts}.user_logins to {grantee}", **r, grantee=r[grantee])
         run(
             "alter default privileges for role {transformer} in schema {marts}"
@@ -235,7 +235,7 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
         " grant select, update on tables to {admin}",
         **r,
     )
-    if _exists(cursor, schemas.marts, "user_logins"):
+    if _exists(cursor, schemas.marts, USER_LOGINS):
         # remask rewrites the masks (a pre-created table may lack mask_key_version until the
         # next build adds it, so the grant is on the table, as for tables dbt creates later)
         run("grant update on {marts}.user_logins to {admin}", **r)

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from itertools import chain
 
 from loader.faults import crash_point
-from loader.source import Chunk, ReceivedBatch, bounded
-from loader.sqs import MAX_BATCH, SqsQueue
+from loader.ingest.batches import Chunk, ReceivedBatch, bounded
+from loader.ingest.sqs import MAX_BATCH, SqsQueue
 
 _DONE = object()
 

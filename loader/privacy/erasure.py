@@ -1,195 +1,37 @@
-"""`logins pii ...`: recovery key, recovery, erasure, raw retention and HMAC key rotation.
-
-Recovery and erasure go through the database's audited functions (pii.recover, pii.shred,
-pii.audit), so every use leaves a row in pii.audit_log that its caller cannot delete.
-"""
+"""Erasure: `forget` a user (exactly their messages, everywhere the pipeline keeps them)
+and `purge-raw` (processed bodies past retention); both leave an audit row and vacuum."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
 import base64
 import json
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg2
-from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 
 from loader import warehouse
-from loader.attached_code import refuse_attached_code
 from loader.errors import ConfigurationError, PipelineError
-from loader.recovery_keys import Decryptor, decrypt_with_data_key, generate, write_private_key
-from loader.source import RAW_TABLE
+from loader.names import DLT_LOADS, KINDS, RAW_TABLE, REJECTS, STAGING, USER_LOGINS, Schemas
+from loader.privacy.guards import guard, transaction
+from loader.privacy.recovery import user_masks
 
-KINDS = {"ip": "masked_ip", "device_id": "masked_device_id"}
 # A body erased by `forget` or `purge-raw` is the empty string: raw.body is NOT NULL (dlt's
 # schema) and SQS never delivers an empty body, so '' cannot be confused with a real message.
 ERASED_BODY = ""
-REJECTS = "stg_sqs__login_event_rejects"
-STAGING = "stg_sqs__login_events"
-
-
-@dataclass(frozen=True)
-class Schemas:
-    """Where the pipeline's tables are: raw (dlt), staging and the marts (dbt)."""
-
-    raw: str = "raw"
-    staging: str = "staging"
-    marts: str = "public"
-    # the pipeline's owner role: functions it owns are trusted (loader/attached_code.py)
-    owner_role: str | None = None
-
-    def relation(self, schema: str, table: str) -> sql.Composed:
-        return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-
-    @property
-    def raw_messages(self) -> sql.Composed:
-        return self.relation(self.raw, RAW_TABLE)
-
-    @property
-    def raw_loads(self) -> sql.Composed:
-        return self.relation(self.raw, "_dlt_loads")
-
-    @property
-    def user_logins(self) -> sql.Composed:
-        return self.relation(self.marts, "user_logins")
-
-    @property
-    def rejects(self) -> sql.Composed:
-        return self.relation(self.staging, REJECTS)
-
-    @property
-    def staging_events(self) -> sql.Composed:
-        return self.relation(self.staging, STAGING)
-
-    @property
-    def pipeline_tables(self) -> list[tuple[str, str]]:
-        """The tables erasure rewrites, owned by the loader and the transformer."""
-        return [
-            (self.raw, RAW_TABLE),
-            (self.staging, STAGING),
-            (self.staging, REJECTS),
-            (self.marts, "user_logins"),
-        ]
-
-
-def guard(
-    conn: Connection, schemas: Schemas, tables: Sequence[tuple[str, str]], write: bool
-) -> None:
-    """Locks `tables` for this transaction and refuses any that carries another role's code."""
-    with conn.cursor() as cursor:
-        refuse_attached_code(cursor, tables, write=write, owner_role=schemas.owner_role)
-
-
-@contextmanager
-def transaction(credentials: PostgresCredentials) -> Iterator[Connection]:
-    """One transaction: all of it commits, or none of it."""
-    with warehouse.connect(credentials) as conn:
-        conn.autocommit = False
-        with conn:
-            yield conn
-
-
-def keygen(credentials: PostgresCredentials, private_key: Path, passphrase: str) -> str:
-    """A new recovery key pair: the private key to `private_key`, the public one installed."""
-    pair = generate(passphrase)
-    write_private_key(private_key, pair.private_armored)
-    with transaction(credentials) as conn, conn.cursor() as cursor:
-        cursor.execute("update pii.recovery_keys set is_current = false where is_current")
-        cursor.execute(
-            "insert into pii.recovery_keys (fingerprint, public_key, is_current)"
-            " values (%s, %s, true)",
-            (pair.fingerprint, pair.public_binary),
-        )
-    return pair.fingerprint
-
-
-def has_recovery_key(conn: Connection) -> bool:
-    with conn.cursor() as cursor:
-        cursor.execute("select exists (select from pii.recovery_keys where is_current)")
-        return bool(cursor.fetchone()[0])
-
-
-@dataclass(frozen=True)
-class Recovered:
-    kind: str
-    mask: str
-    value: str
-
-
-def recover(
-    credentials: PostgresCredentials,
-    schemas: Schemas,
-    private_key: Path,
-    passphrase: str,
-    request: tuple[str, str],
-) -> tuple[list[Recovered], int]:
-    """The originals behind one mask ("ip" / "device_id", mask), or behind all of a user's
-    masks ("user_id", id). Also returns how many masks had no encrypted original (masked before
-    a recovery key was installed, or erased)."""
-    what, asked_value = request
-    if what == "user_id":
-        with transaction(credentials) as conn:
-            guard(conn, schemas, [(schemas.marts, "user_logins")], write=False)
-            pairs = user_masks(conn, schemas, asked_value)
-    else:
-        pairs = [(what, asked_value)]
-    return recover_masks(credentials, private_key, passphrase, f"{what}={asked_value}", pairs)
-
-
-def recover_masks(
-    credentials: PostgresCredentials,
-    private_key: Path,
-    passphrase: str,
-    request: str,
-    pairs: Sequence[tuple[str, str]],
-) -> tuple[list[Recovered], int]:
-    """Decrypts, here, what pii.recover returns (it records `request` in pii.audit_log). The
-    key is unlocked first, so a wrong passphrase costs no audit row."""
-    with Decryptor(private_key, passphrase) as decryptor, warehouse.connect(credentials) as conn:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "select value_kind, value_mask, ciphertext, data_key_id, wrapped_key"
-                " from pii.recover(%s, %s, %s)",
-                (request, [kind for kind, _ in pairs], [mask for _, mask in pairs]),
-            )
-            rows = cursor.fetchall()
-        data_keys: dict[int, str] = {}  # one private-key operation per sealing batch
-        recovered = []
-        for kind, mask, ciphertext, data_key_id, wrapped_key in rows:
-            if data_key_id not in data_keys:
-                data_keys[data_key_id] = decryptor.decrypt(bytes(wrapped_key))
-            value = decrypt_with_data_key(data_keys[data_key_id], bytes(ciphertext))
-            recovered.append(Recovered(kind, mask, value))
-    return sorted(recovered, key=lambda r: (r.kind, r.value)), len(pairs) - len(recovered)
-
-
-def user_masks(
-    conn: Connection, schemas: Schemas, user_id: str, message_ids: Sequence[str] = ()
-) -> list[tuple[str, str]]:
-    """Every (kind, mask) of a user's rows in user_logins (and of these messages' rows), all
-    key versions."""
-    if not warehouse.table_exists(conn, schemas.marts, "user_logins"):
-        return []
-    selects = [
-        sql.SQL(
-            "select {} as kind, {} as mask from {}"
-            " where user_id = %(user)s or message_id = any(%(ids)s)"
-        ).format(sql.Literal(kind), sql.Identifier(column), schemas.user_logins)
-        for kind, column in KINDS.items()
-    ]
-    with conn.cursor() as cursor:
-        cursor.execute(
-            sql.SQL(" union ").join(selects), {"user": user_id, "ids": list(message_ids)}
-        )
-        return sorted(cursor.fetchall())
 
 
 MIN_USER_ID_CHARS = 8
+
+
 # id characters around a token: a non-JSON body names the user only where the id stands alone
 _ID_CHARACTER = r"[\w-]"
 
@@ -257,7 +99,7 @@ def forget(credentials: PostgresCredentials, schemas: Schemas, user_id: str) -> 
             sql.SQL("(user_id = %(user)s or message_id = any(%(ids)s))"),
             {"user": user_id, "ids": message_ids},
         )
-        if (schemas.marts, "user_logins") in present:
+        if (schemas.marts, USER_LOGINS) in present:
             erasure.masks_replaced = _replace_masks(conn, schemas, user_id, message_ids)
         record_erasure(
             conn,
@@ -485,7 +327,7 @@ def purge_raw(credentials: PostgresCredentials, schemas: Schemas, older_than: st
                 f"--older-than {older_than!r} is negative, which would purge every body: "
                 "write how old a body must be, e.g. '7 days'"
             )
-        for schema, table in ((schemas.marts, "user_logins"), (schemas.staging, REJECTS)):
+        for schema, table in ((schemas.marts, USER_LOGINS), (schemas.staging, REJECTS)):
             if not warehouse.table_exists(conn, schema, table):
                 return 0  # nothing has been built yet, so nothing is safe to erase
         written = [(schemas.raw, RAW_TABLE), (schemas.staging, STAGING)]
@@ -495,8 +337,8 @@ def purge_raw(credentials: PostgresCredentials, schemas: Schemas, older_than: st
             conn,
             schemas,
             [
-                (schemas.raw, "_dlt_loads"),
-                (schemas.marts, "user_logins"),
+                (schemas.raw, DLT_LOADS),
+                (schemas.marts, USER_LOGINS),
                 (schemas.staging, REJECTS),
             ],
             write=False,
@@ -532,123 +374,6 @@ def purge_raw(credentials: PostgresCredentials, schemas: Schemas, older_than: st
         record_erasure(conn, "purge_raw", f"older_than={older_than}", erased)
     vacuum(credentials, written)
     return erased
-
-
-@dataclass
-class Remasked:
-    key_version: int
-    values: int = 0
-    rows: int = 0
-    rows_left: int = 0  # a value with no encrypted original (erased) cannot be re-masked
-
-
-def remask(
-    credentials: PostgresCredentials, schemas: Schemas, private_key: Path, passphrase: str
-) -> Remasked:
-    """Re-mask rows of older key versions with the current key, so duplicates match again.
-
-    The originals come from the vault (an audited recovery, decrypted here) and go back to the
-    database as values (never in a statement's text: parameters); pii.mask_values() masks them
-    with the current key and seals them in the vault like any new value.
-    """
-    stale_rows = sql.SQL("coalesce(mask_key_version, 1) < %(version)s")
-    with transaction(credentials) as conn, conn.cursor() as cursor:
-        guard(conn, schemas, [(schemas.marts, "user_logins")], write=False)
-        cursor.execute("select pii.mask_key_version()")
-        version = int(cursor.fetchone()[0])
-        cursor.execute(
-            sql.SQL(
-                "select 'ip', masked_ip from {logins} where {stale}"
-                " union select 'device_id', masked_device_id from {logins} where {stale}"
-            ).format(logins=schemas.user_logins, stale=stale_rows),
-            {"version": version},
-        )
-        pairs = cursor.fetchall()
-    recovered, _ = recover_masks(
-        credentials, private_key, passphrase, f"remask to key version {version}", pairs
-    )
-    result = Remasked(key_version=version, values=len(recovered))
-    with transaction(credentials) as conn, conn.cursor() as cursor:
-        guard(conn, schemas, [(schemas.marts, "user_logins")], write=True)
-        cursor.execute(
-            "select masks, key_version from pii.mask_values(%s, %s)",
-            ([r.kind for r in recovered], [r.value for r in recovered]),
-        )
-        masks, result.key_version = cursor.fetchone()
-        new_masks = {kind: ([], []) for kind in KINDS}
-        for value, mask in zip(recovered, masks, strict=True):
-            new_masks[value.kind][0].append(value.mask)
-            new_masks[value.kind][1].append(mask)
-        cursor.execute(
-            sql.SQL(
-                "update {logins} as l set masked_ip = ip.new_mask,"
-                " masked_device_id = device.new_mask, mask_key_version = %(version)s"
-                " from unnest(%(old_ip)s::text[], %(new_ip)s::text[]) as ip (old_mask, new_mask),"
-                " unnest(%(old_device)s::text[], %(new_device)s::text[])"
-                " as device (old_mask, new_mask)"
-                " where {stale} and l.masked_ip = ip.old_mask"
-                " and l.masked_device_id = device.old_mask"
-            ).format(logins=schemas.user_logins, stale=stale_rows),
-            {
-                "version": result.key_version,
-                "old_ip": new_masks["ip"][0],
-                "new_ip": new_masks["ip"][1],
-                "old_device": new_masks["device_id"][0],
-                "new_device": new_masks["device_id"][1],
-            },
-        )
-        result.rows = cursor.rowcount
-        cursor.execute(
-            sql.SQL("select count(*) from {} where {}").format(schemas.user_logins, stale_rows),
-            {"version": result.key_version},
-        )
-        result.rows_left = int(cursor.fetchone()[0])
-    return result
-
-
-def seal_missing(credentials: PostgresCredentials, schemas: Schemas) -> tuple[int, int]:
-    """Seal the originals of user_logins rows (current key version) that the vault lacks, from
-    staging's parsed values, while raw still holds their bodies: rows masked before a recovery
-    key was installed. Returns (values looked at, values sealed)."""
-    with transaction(credentials) as conn, conn.cursor() as cursor:
-        if not has_recovery_key(conn):
-            raise ConfigurationError(
-                "no recovery key is installed: run `logins pii keygen` first, then seal-missing"
-            )
-        tables = [(schemas.staging, STAGING), (schemas.marts, "user_logins")]
-        if not all(warehouse.table_exists(conn, *t) for t in tables):
-            return 0, 0
-        guard(conn, schemas, tables, write=False)
-        values = sql.SQL(" union ").join(
-            sql.SQL(
-                "select {kind} as kind, events.{column} as value from {staging} as events"
-                " join {logins} as logins on logins.message_id = events.message_id"
-                " where events.{column} is not null"
-                " and coalesce(logins.mask_key_version, 1) = pii.mask_key_version()"
-            ).format(
-                kind=sql.Literal(kind),
-                column=sql.Identifier(kind),
-                staging=schemas.staging_events,
-                logins=schemas.user_logins,
-            )
-            for kind in KINDS
-        )
-        cursor.execute(
-            sql.SQL(
-                "select cardinality(given.kinds), masked.sealed from ("
-                " select coalesce(array_agg(v.kind), '{{}}') as kinds,"
-                " coalesce(array_agg(v.value), '{{}}') as vals from ({values}) as v) as given"
-                " cross join lateral pii.mask_values(given.kinds, given.vals) as masked"
-            ).format(values=values)
-        )
-        looked_at, sealed = cursor.fetchone()
-    return int(looked_at), int(sealed)
-
-
-def rotate(credentials: PostgresCredentials) -> int:
-    with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
-        cursor.execute("select pii.rotate_hmac_key()")
-        return int(cursor.fetchone()[0])
 
 
 def record_erasure(conn: Connection, action: str, request: str, count: int) -> None:

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
 from loader import warehouse
-from loader.load import LoadStats
+from loader.ingest.load import LoadStats
+from loader.names import MARTS_SCHEMA, REJECTS, STAGING_SCHEMA, USER_LOGINS
 
-REJECTS = ("staging", "stg_sqs__login_event_rejects")
+REJECTS_TABLE = (STAGING_SCHEMA, REJECTS)
 
 
 def user_logins_table() -> tuple[str, str]:
-    return (os.environ.get("DBT_SCHEMA", "public"), "user_logins")
+    return (os.environ.get("DBT_SCHEMA", MARTS_SCHEMA), USER_LOGINS)
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Outcomes:
 def outcomes(credentials: PostgresCredentials) -> Outcomes:
     with warehouse.connect(credentials) as conn:
         logins = warehouse.count_rows(conn, *user_logins_table()) or 0
-        rejects = warehouse.count_rows(conn, *REJECTS) or 0
+        rejects = warehouse.count_rows(conn, *REJECTS_TABLE) or 0
         codes: dict[str, int] = {}
         if rejects:
             with conn.cursor() as cursor:

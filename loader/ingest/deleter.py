@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 
 from loader.faults import crash_point
-from loader.sqs import SqsQueue, chunked
+from loader.ingest.sqs import SqsQueue, chunked
 
 
 class Deleter:

@@ -15,8 +15,8 @@ from botocore.exceptions import (
 )
 
 from loader.errors import SqsUnavailable
+from loader.ingest.sqs_query_protocol import query_protocol_session
 from loader.settings import SqsSettings, aws_retries, mask_url
-from loader.sqs_query_protocol import query_protocol_session
 
 # SQS's own limits.
 MAX_BATCH = 10

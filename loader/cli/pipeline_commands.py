@@ -1,0 +1,161 @@
+"""The handlers of `logins up`, `down`, `db init`, `seed`, `load` and `run`: settings in,
+the work done by the packages, a line or two out. Each imports what it needs when it runs,
+so `logins --help` starts fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from loader.errors import PipelineError
+
+if TYPE_CHECKING:
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+    from loader.settings import LoaderSettings, PiiSettings, SqsSettings
+
+
+def up(args: argparse.Namespace) -> None:
+    from loader.devstack import stack
+    from loader.ingest.sqs import SqsQueue
+    from loader.settings import describe_postgres, mask_url, pii_settings, postgres_credentials
+
+    credentials, sqs = postgres_credentials(), _sqs_settings(args)
+    print(f"Postgres {describe_postgres(credentials)}: {stack.ensure_postgres(credentials)}")
+    how = stack.ensure_sqs(sqs)
+    waiting = SqsQueue(sqs).approximate_counts()["visible"]
+    print(f"SQS {mask_url(sqs.queue_url)}: {how}, {waiting:,} messages waiting")
+    for note in _init_database(credentials, pii_settings(), generate_key=True):
+        print(note)
+    from loader.cli.pii_commands import schemas
+    from loader.privacy import roles
+    from loader.settings import roles_settings
+
+    for line in roles.apply(credentials, roles_settings(), schemas()):
+        print(line)
+
+
+def down(args: argparse.Namespace) -> None:
+    from loader.devstack import stack
+
+    stopped = [
+        name
+        for name, stop in (("SQS emulator", stack.stop_sqs), ("Postgres", stack.stop_postgres))
+        if stop()
+    ]
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing that `logins up` started runs")
+
+
+def db_init(args: argparse.Namespace) -> None:
+    from loader.settings import loader_settings, pii_settings, postgres_credentials
+
+    notes = _init_database(
+        postgres_credentials(), pii_settings(), args.generate_key, raw=loader_settings()
+    )
+    for note in notes:
+        print(note)
+    print("database ready")
+
+
+def seed(args: argparse.Namespace) -> None:
+    from loader.devstack import seed, synthetic
+    from loader.ingest.sqs import SqsQueue
+
+    stats = seed.SeedStats()
+    if args.file:
+        bodies = seed.file_bodies(Path(args.file), stats.skipped)
+    else:
+        bodies = synthetic.bodies(args.count, args.seed, args.malformed_share)
+    sent = seed.send_all(SqsQueue(_sqs_settings(args)), bodies)
+    for line in stats.skipped + sent.refused:
+        print(f"not sent: {line}", file=sys.stderr)
+    print(f"sent {sent.sent:,} messages")
+    if stats.skipped or sent.refused:
+        raise PipelineError(f"{len(stats.skipped) + len(sent.refused)} message(s) were not sent")
+
+
+def load(args: argparse.Namespace) -> None:
+    from loader.ingest.load import run_load
+    from loader.settings import loader_settings, postgres_credentials, writable_pipelines_dir
+
+    # every setting is checked before any work: a bad one fails at once, in one line
+    sqs, settings, credentials = _sqs_settings(args), loader_settings(), postgres_credentials()
+    writable_pipelines_dir(settings)
+    stats = run_load(sqs, settings, credentials, args.max_messages, True)
+    print(
+        f"received {stats.received:,}, landed {stats.landed:,}, deleted {stats.deleted:,} "
+        f"in {stats.seconds:.1f} s"
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    from loader.ingest.load import run_load
+    from loader.settings import (
+        loader_settings,
+        marts_schema,
+        pii_settings,
+        postgres_credentials,
+        transform_settings,
+        writable_pipelines_dir,
+    )
+    from loader.transform import summary
+    from loader.transform.dbt_build import dbt_build
+
+    # every setting is checked before any work: a bad one fails at once, in one line
+    credentials, sqs, settings = postgres_credentials(), _sqs_settings(args), loader_settings()
+    full_check = args.full_check or transform_settings().full_check
+    marts_schema()  # dbt's profile reads DBT_SCHEMA itself
+    writable_pipelines_dir(settings)
+    for note in _init_database(credentials, pii_settings()):
+        print(note)
+    started = time.monotonic()
+    stats = run_load(sqs, settings, credentials, args.max_messages, True)
+    load_seconds = time.monotonic() - started
+    before = summary.outcomes(credentials)
+    started = time.monotonic()
+    dbt_build(credentials, full_check=full_check)
+    build_seconds = time.monotonic() - started
+    after = summary.outcomes(credentials)
+    print(summary.render(stats, before, after, load_seconds, build_seconds))
+    from loader.cli.pii_commands import schemas
+    from loader.privacy import roles
+    from loader.settings import roles_settings
+
+    if roles.reapply_after_build(credentials, roles_settings(), schemas()):
+        print("  roles                tables given to the pipeline's roles, grants applied")
+    retention = pii_settings().purge_raw_older_than
+    if retention:
+        from loader.cli.pii_commands import schemas
+        from loader.privacy import erasure
+
+        erased = erasure.purge_raw(credentials, schemas(), retention)
+        print(f"  raw bodies erased    {erased}  (processed, older than {retention})")
+
+
+def _init_database(
+    credentials: PostgresCredentials,
+    pii: PiiSettings,
+    generate_key: bool = False,
+    raw: LoaderSettings | None = None,
+) -> list[str]:
+    """`init_database`, one at a time per database: two `logins run` at once replaced the same
+    functions, and Postgres refused one ("tuple concurrently updated")."""
+    from loader.db_init import init_database
+    from loader.warehouse import advisory_lock
+
+    waiting = "waiting for another `logins` to finish setting up the database"
+    with advisory_lock(credentials, "logins db init", waiting):
+        return list(init_database(credentials, pii, generate_key, raw=raw))
+
+
+def _sqs_settings(args: argparse.Namespace) -> SqsSettings:
+    """SOURCES__SQS__* settings, with --sqs-protocol over SOURCES__SQS__PROTOCOL."""
+    from loader.settings import sqs_settings
+
+    settings = sqs_settings()
+    if args.sqs_protocol:
+        settings.protocol = args.sqs_protocol
+    return settings

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import sys
 import time
 import uuid
@@ -24,12 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psycopg2
 
 from bench import localstack
 from bench.measure import Sample, StepFailed, run_measured, servers_cpu, spread
-from loader.devstack import seed, synthetic
+from loader.devstack import seed
+from loader.devstack.ports import free_port, synthetic
 from loader.ingest.sqs import SqsQueue
 from loader.settings import LoaderSettings, SqsSettings
 
@@ -47,12 +46,6 @@ TARGETS = {
     "peak_rss_mb": 250.0,
     "rss_growth": 0.10,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def say(message: str) -> None:
@@ -113,14 +106,7 @@ class Bench:
     # -- set-up -------------------------------------------------------------------------------
 
     def create_queue(self) -> None:
-        client = boto3.client(
-            "sqs",
-            endpoint_url=self.queue_url.split("/000000000000")[0],
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        client.create_queue(QueueName=QUEUE)
+        SqsQueue(SqsSettings(queue_url=self.queue_url)).create()
 
     def seed(self, count: int) -> None:
         started = time.monotonic()

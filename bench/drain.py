@@ -16,18 +16,15 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-import boto3
 from botocore.config import Config
+
+from loader.devstack.sqs_emulator import emulator_client
 
 
 def drain(queue_url: str, endpoint: str, count: int, threads: int, wait_seconds: int) -> dict:
-    client = boto3.client(
-        "sqs",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(max_pool_connections=2 * threads + 2, retries={"mode": "standard"}),
+    client = emulator_client(
+        endpoint,
+        Config(max_pool_connections=2 * threads + 2, retries={"mode": "standard"}),
     )
     lock = threading.Lock()
     left = [count]

@@ -9,12 +9,10 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import psycopg2
 import pytest
+
+from loader.devstack.ports import free_port, wait_until_answers
+from loader.devstack.sqs_emulator import emulator_client
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "fetch_login_queue_sample.jsonl"
@@ -41,21 +41,8 @@ PG = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing answers on {host}:{port}")
+    wait_until_answers(host, port, timeout)
 
 
 @pytest.fixture(scope="session")
@@ -78,13 +65,7 @@ def sqs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def sqs_client(endpoint: str) -> Any:
-    return boto3.client(
-        "sqs",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    return emulator_client(endpoint)
 
 
 @dataclass
@@ -284,6 +265,21 @@ class Pipeline:
                 f"--- stdout\n{result.stdout[-5000:]}\n--- stderr\n{result.stderr[-5000:]}"
             )
         return result
+
+    def recover(
+        self, key: Path, *selector: str, passphrase: str, check: bool = True, **env: str
+    ) -> Any:
+        """`logins pii recover SELECTOR --private-key KEY`, the passphrase in the environment."""
+        return self.logins(
+            "pii",
+            "recover",
+            *selector,
+            "--private-key",
+            str(key),
+            check=check,
+            PII__RECOVERY_PASSPHRASE=passphrase,
+            **env,
+        )
 
     def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         return query(self.database, sql, params)

@@ -81,25 +81,9 @@ def test_every_masked_value_recovers_to_its_original(
     # through the command, by mask and by user, each use audited
     first = valid_records(sample_lines)[0]
     ip = canonical_ip(first["ip"])
-    by_mask = pipeline.logins(
-        "pii",
-        "recover",
-        "--masked-ip",
-        mask("ip", ip),
-        "--private-key",
-        str(sealed),
-        PII__RECOVERY_PASSPHRASE=PASSPHRASE,
-    )
+    by_mask = pipeline.recover(sealed, "--masked-ip", mask("ip", ip), passphrase=PASSPHRASE)
     assert by_mask.stdout.split() == ["ip", mask("ip", ip), ip]
-    by_user = pipeline.logins(
-        "pii",
-        "recover",
-        "--user-id",
-        first["user_id"],
-        "--private-key",
-        str(sealed),
-        PII__RECOVERY_PASSPHRASE=PASSPHRASE,
-    )
+    by_user = pipeline.recover(sealed, "--user-id", first["user_id"], passphrase=PASSPHRASE)
     assert ip in by_user.stdout.split()
     assert first["device_id"] in by_user.stdout.split()
     audit = pipeline.query("select action, actor, request, value_count from pii.audit_log")
@@ -125,15 +109,8 @@ def test_recovery_fails_without_the_right_key_or_passphrase(
         recovery.recover_masks(creds, other, PASSPHRASE, "test", pairs)
 
     # no key at all: the command refuses before touching the database
-    no_key = pipeline.logins(
-        "pii",
-        "recover",
-        "--masked-ip",
-        pairs[0][1],
-        "--private-key",
-        str(tmp_path / "none.asc"),
-        check=False,
-        PII__RECOVERY_PASSPHRASE=PASSPHRASE,
+    no_key = pipeline.recover(
+        tmp_path / "none.asc", "--masked-ip", pairs[0][1], passphrase=PASSPHRASE, check=False
     )
     assert no_key.returncode == 2
     assert "cannot read the recovery private key" in no_key.stderr
@@ -190,15 +167,8 @@ def test_forget_leaves_nothing_recoverable_and_spares_others(
     assert pipeline.query(
         "select count(*) from pii.vault where (kind, mask) in (%s, %s)", tuple(gone_masks)
     ) == [(0,)]
-    refused = pipeline.logins(
-        "pii",
-        "recover",
-        "--user-id",
-        gone["user_id"],
-        "--private-key",
-        str(sealed),
-        check=False,
-        PII__RECOVERY_PASSPHRASE=PASSPHRASE,
+    refused = pipeline.recover(
+        sealed, "--user-id", gone["user_id"], passphrase=PASSPHRASE, check=False
     )
     assert refused.returncode != 0
     assert gone_ip not in refused.stdout

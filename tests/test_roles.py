@@ -122,15 +122,8 @@ def test_each_role_can_do_its_job_and_nothing_more(
     # pii_admin: recovery and erasure work, and are audited under its name
     record = valid_records(sample_lines)[0]
     ip = canonical_ip(record["ip"])
-    recovered = pipeline.logins(
-        "pii",
-        "recover",
-        "--masked-ip",
-        mask("ip", ip),
-        "--private-key",
-        str(key),
-        PII__RECOVERY_PASSPHRASE=PASSPHRASE,
-        PGUSER=admin,
+    recovered = pipeline.recover(
+        key, "--masked-ip", mask("ip", ip), passphrase=PASSPHRASE, PGUSER=admin
     )
     assert recovered.stdout.split()[-1] == ip
     forgot = pipeline.logins("pii", "forget", "--user-id", record["user_id"], PGUSER=admin)
@@ -200,15 +193,12 @@ def test_every_role_works_right_after_an_admins_first_run(
 
     assert allowed(db, analyst, "select count(*) from public.user_logins") == [(99,)]
     record = valid_records(sample_lines)[0]
-    recovered = pipeline.logins(
-        "pii",
-        "recover",
+    recovered = pipeline.recover(
+        key,
         "--user-id",
         record["user_id"],
-        "--private-key",
-        str(key),
+        passphrase="demo recovery passphrase, not for production",
         PGUSER=admin,
-        PII__RECOVERY_PASSPHRASE="demo recovery passphrase, not for production",
     )
     assert canonical_ip(record["ip"]) in recovered.stdout
     forgot = pipeline.logins("pii", "forget", "--user-id", record["user_id"], PGUSER=admin)

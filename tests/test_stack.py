@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,15 +11,8 @@ from pathlib import Path
 
 import psycopg2
 
-from tests.conftest import TEST_HMAC_KEY, free_port, sqs_client
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
+from loader.devstack.ports import answers, free_port
+from tests.conftest import TEST_HMAC_KEY, sqs_client
 
 
 def test_up_starts_a_private_stack_and_down_stops_it() -> None:
@@ -47,8 +39,8 @@ def test_up_starts_a_private_stack_and_down_stops_it() -> None:
     try:
         first = logins("up")
         assert first.stdout.count("started") == 2, first.stdout
-        assert _answers(pg_port)
-        assert _answers(sqs_port)
+        assert answers("127.0.0.1", pg_port)
+        assert answers("127.0.0.1", sqs_port)
 
         # the database, the masking function and the queue exist, with the password checked
         conn = psycopg2.connect(
@@ -65,8 +57,8 @@ def test_up_starts_a_private_stack_and_down_stops_it() -> None:
         assert again.stdout.count(": running") == 2, again.stdout
 
         assert "stopped: SQS emulator, Postgres" in logins("down").stdout
-        assert not _answers(pg_port)
-        assert not _answers(sqs_port)
+        assert not answers("127.0.0.1", pg_port)
+        assert not answers("127.0.0.1", sqs_port)
         assert "nothing" in logins("down").stdout
     finally:
         subprocess.run([sys.executable, "-m", "loader.cli", "down"], env=env, check=False)
@@ -93,5 +85,5 @@ def test_up_leaves_a_running_postgres_alone(
     assert "started" not in up.stdout
     down = subprocess.run([*run, "down"], env=env, capture_output=True, text=True)
     assert "nothing" in down.stdout
-    assert _answers(5432)
+    assert answers("127.0.0.1", 5432)
     shutil.rmtree(state, ignore_errors=True)

@@ -31,6 +31,22 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 EMULATOR_ACCOUNT_ID = "000000000000"
+EMULATOR_REGION = "us-east-1"
+
+
+def emulator_client(endpoint: str, config: Any = None) -> Any:
+    """A bare boto3 SQS client for an emulator (moto, LocalStack): its region and the test
+    credentials emulators accept. `config` is a botocore Config."""
+    import boto3
+
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name=EMULATOR_REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",  # noqa: S106 (every emulator accepts these)
+        config=config,
+    )
 
 
 class SerializedApp:

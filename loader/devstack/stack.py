@@ -13,11 +13,11 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,8 +25,9 @@ from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from psycopg2 import sql
 
 from loader import warehouse
+from loader.devstack.ports import answers
 from loader.devstack.sqs_emulator import EMULATOR_ACCOUNT_ID
-from loader.errors import ConfigurationError, PostgresUnavailable
+from loader.errors import ConfigurationError, PipelineError, PostgresUnavailable
 from loader.ingest.sqs import SqsQueue
 from loader.settings import SqsSettings, mask_url, project_root, stack_settings
 
@@ -45,17 +46,26 @@ def state_dir() -> Path:
 def ensure_postgres(credentials: PostgresCredentials) -> str:
     """Returns how Postgres was made available: 'running' or 'started'."""
     host, port = str(credentials.host), int(credentials.port)
-    how = "running"
-    if not _answers(host, port):
-        if host not in LOCAL_HOSTS:
-            raise PostgresUnavailable(
-                f"nothing answers at {host}:{port} and it is not this machine: start that "
-                "Postgres or point PGHOST / PGPORT at one"
-            )
-        _start_cluster(credentials)
-        how = "started"
+    elsewhere = PostgresUnavailable(
+        f"nothing answers at {host}:{port} and it is not this machine: start that "
+        "Postgres or point PGHOST / PGPORT at one"
+    )
+    how = _running_or_started(host, port, lambda: _start_cluster(credentials), elsewhere)
     _ensure_database(credentials)
     return how
+
+
+def _running_or_started(
+    host: str, port: int, start: Callable[[], None], elsewhere: PipelineError
+) -> str:
+    """'running' when something answers on host:port; else, on this machine, `start` it
+    ('started'); elsewhere, `elsewhere` is raised."""
+    if answers(host, port):
+        return "running"
+    if host not in LOCAL_HOSTS:
+        raise elsewhere
+    start()
+    return "started"
 
 
 def _ensure_database(credentials: PostgresCredentials) -> None:
@@ -187,15 +197,11 @@ def ensure_sqs(settings: SqsSettings) -> str:
         return "running"
     parts = urlsplit(endpoint)
     host, port = parts.hostname or "localhost", parts.port or 80
-    how = "running"
-    if not _answers(host, port):
-        if host not in LOCAL_HOSTS:
-            raise ConfigurationError(
-                f"nothing answers at {mask_url(endpoint)} and it is not this machine: start that "
-                "SQS endpoint or set SOURCES__SQS__QUEUE_URL"
-            )
-        _start_emulator(host, port)
-        how = "started"
+    elsewhere = ConfigurationError(
+        f"nothing answers at {mask_url(endpoint)} and it is not this machine: start that "
+        "SQS endpoint or set SOURCES__SQS__QUEUE_URL"
+    )
+    how = _running_or_started(host, port, lambda: _start_emulator(host, port), elsewhere)
     SqsQueue(settings).create()
     return how
 
@@ -219,7 +225,7 @@ def _start_emulator(host: str, port: int) -> None:
     )
     (state_dir() / "sqs-emulator.pid").write_text(str(process.pid))
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not _answers(host, port):
+    while not answers(host, port):
         if process.poll() is not None or time.monotonic() > deadline:
             raise ConfigurationError(
                 f"the SQS emulator did not start on {host}:{port}; see {log.name}"
@@ -250,14 +256,6 @@ def _is_emulator(pid: int) -> bool:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _run(command: list[str], what: str) -> None:

@@ -158,103 +158,121 @@ def _set_attributes(cursor: Cursor, roles: Roles) -> list[str]:
 
 
 def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
-    def run(statement: str, **names: str) -> None:
-        cursor.execute(
-            sql.SQL(statement).format(**{k: sql.Identifier(v) for k, v in names.items()})
-        )
-
-    r = {
+    cursor.execute("select current_database()")
+    names = {
         "loader": roles.loader,
         "transformer": roles.transformer,
         "analyst": roles.analyst,
         "admin": roles.pii_admin,
+        "owner": roles.owner,
         "raw": schemas.raw,
         "staging": schemas.staging,
         "marts": schemas.marts,
+        "db": cursor.fetchone()[0],
     }
-    r["owner"] = roles.owner
-    cursor.execute("select current_database()")
-    r["db"] = cursor.fetchone()[0]
-    for role in roles.all():
-        run("grant connect on database {db} to {role}", db=r["db"], role=role)
-    # dbt creates the schemas its models name (and checks that it may, even when they exist)
-    run("grant create on database {db} to {transformer}", **r)
-    # temporary objects only for dbt (its incremental builds and the masking pre-hook)
-    run("revoke temporary on database {db} from public", **r)
-    run("grant temporary on database {db} to {transformer}", **r)
-    # the admin becomes the tables' owners only to VACUUM what it erased (NOINHERIT)
-    run("grant {loader}, {transformer} to {admin}", **r)
+    run = _Grants(cursor, names)
+    _grant_database(run, roles)
+    _grant_raw(run, cursor, schemas, roles)
+    _grant_dbt_schemas(run, cursor, schemas, roles)
+    _grant_pii(run)
 
+
+class _Grants:
+    """Runs a GRANT-like statement with its {placeholders} filled by quoted role, schema and
+    database names."""
+
+    def __init__(self, cursor: Cursor, names: dict[str, str]) -> None:
+        self.cursor, self.names = cursor, names
+
+    def __call__(self, statement: str, **more: str) -> None:
+        names = {**self.names, **more}
+        self.cursor.execute(
+            sql.SQL(statement).format(**{k: sql.Identifier(v) for k, v in names.items()})
+        )
+
+
+def _grant_database(run: _Grants, roles: Roles) -> None:
+    for role in roles.all():
+        run("grant connect on database {db} to {role}", role=role)
+    # dbt creates the schemas its models name (and checks that it may, even when they exist)
+    run("grant create on database {db} to {transformer}")
+    # temporary objects only for dbt (its incremental builds and the masking pre-hook)
+    run("revoke temporary on database {db} from public")
+    run("grant temporary on database {db} to {transformer}")
+    # the admin becomes the tables' owners only to VACUUM what it erased (NOINHERIT)
+    run("grant {loader}, {transformer} to {admin}")
+
+
+def _grant_raw(run: _Grants, cursor: Cursor, schemas: Schemas, roles: Roles) -> None:
     # raw: the loader's; dbt and the PII admin read it (the admin also erases bodies)
-    run("create schema if not exists {raw} authorization {loader}", **r)
-    run("alter schema {raw} owner to {loader}", **r)
+    run("create schema if not exists {raw} authorization {loader}")
+    run("alter schema {raw} owner to {loader}")
     _give_tables(cursor, schemas.raw, roles.loader)
-    run("grant usage on schema {raw} to {transformer}, {admin}", **r)
-    run("grant select on all tables in schema {raw} to {transformer}, {admin}", **r)
+    run("grant usage on schema {raw} to {transformer}, {admin}")
+    run("grant select on all tables in schema {raw} to {transformer}, {admin}")
     run(
         "alter default privileges for role {loader} in schema {raw}"
         " grant select on tables to {transformer}, {admin}",
-        **r,
     )
     run(
         "alter default privileges for role {loader} in schema {raw}"
         " grant update on tables to {admin}",
-        **r,
     )
     if _exists(cursor, schemas.raw, RAW_TABLE):
         # table-wide, as for tables made later (default privileges above): erasure locks the
         # table against changes while it checks it, and LOCK asks for UPDATE on the table
-        run("grant update on {raw}.{table} to {admin}", **r, table=RAW_TABLE)
+        run("grant update on {raw}.{table} to {admin}", table=RAW_TABLE)
 
+
+def _grant_dbt_schemas(run: _Grants, cursor: Cursor, schemas: Schemas, roles: Roles) -> None:
     # staging and the marts: dbt's, as transformer
-    run("create schema if not exists {staging} authorization {transformer}", **r)
-    run("alter schema {staging} owner to {transformer}", **r)
+    run("create schema if not exists {staging} authorization {transformer}")
+    run("alter schema {staging} owner to {transformer}")
     _give_tables(cursor, schemas.staging, roles.transformer)
     _give_functions(cursor, schemas.staging, roles.transformer)
-    run("grant usage, create on schema {marts} to {transformer}", **r)
+    run("grant usage, create on schema {marts} to {transformer}")
     if _exists(cursor, schemas.marts, USER_LOGINS):
-        run("alter table {marts}.user_logins owner to {transformer}", **r)
-    run("grant usage on schema {marts} to {analyst}, {admin}", **r)
-    run("grant usage on schema {staging} to {admin}", **r)
+        run("alter table {marts}.user_logins owner to {transformer}")
+    run("grant usage on schema {marts} to {analyst}, {admin}")
+    run("grant usage on schema {staging} to {admin}")
     for grantee in ("analyst", "admin"):
         if _exists(cursor, schemas.marts, USER_LOGINS):
-            run("grant select on {marts}.user_logins to {grantee}", **r, grantee=r[grantee])
+            run("grant select on {marts}.user_logins to {grantee}", grantee=run.names[grantee])
         run(
             "alter default privileges for role {transformer} in schema {marts}"
             " grant select on tables to {grantee}",
-            **r,
-            grantee=r[grantee],
+            grantee=run.names[grantee],
         )
     run(
         "alter default privileges for role {transformer} in schema {marts}"
         " grant update on tables to {admin}",
-        **r,
     )
     run(
         "alter default privileges for role {transformer} in schema {staging}"
         " grant select, update on tables to {admin}",
-        **r,
     )
     if _exists(cursor, schemas.marts, USER_LOGINS):
         # remask rewrites the masks (a pre-created table may lack mask_key_version until the
         # next build adds it, so the grant is on the table, as for tables dbt creates later)
-        run("grant update on {marts}.user_logins to {admin}", **r)
+        run("grant update on {marts}.user_logins to {admin}")
     # staging's tables made before now (as for those made later: default privileges above)
-    run("grant select, update on all tables in schema {staging} to {admin}", **r)
+    run("grant select, update on all tables in schema {staging} to {admin}")
 
+
+def _grant_pii(run: _Grants) -> None:
     # pii: masking and sealing for dbt, the audited functions for the admin; keys for no one
-    run("grant usage on schema pii to {transformer}, {admin}", **r)
-    run("revoke all on all functions in schema pii from {transformer}, {admin}", **r)
+    run("grant usage on schema pii to {transformer}, {admin}")
+    run("revoke all on all functions in schema pii from {transformer}, {admin}")
     for function in PII_FUNCTIONS_FOR_TRANSFORMER:
-        run(f"grant execute on function pii.{function} to {{transformer}}", **r)
+        run(f"grant execute on function pii.{function} to {{transformer}}")
     for function in PII_FUNCTIONS_FOR_ADMIN:
-        run(f"grant execute on function pii.{function} to {{admin}}", **r)
+        run(f"grant execute on function pii.{function} to {{admin}}")
     # sealing happens inside pii.mask_values(), as the owner: no one writes the vault directly
-    run("grant select, insert, update on pii.recovery_keys to {admin}", **r)
+    run("grant select, insert, update on pii.recovery_keys to {admin}")
     for table in ("data_keys", "vault"):
-        run(f"revoke all on pii.{table} from {{transformer}}, {{admin}}", **r)
-    run("revoke all on pii.recovery_keys from {transformer}", **r)
-    run("grant select on pii.audit_log to {admin}", **r)
+        run(f"revoke all on pii.{table} from {{transformer}}, {{admin}}")
+    run("revoke all on pii.recovery_keys from {transformer}")
+    run("grant select on pii.audit_log to {admin}")
 
 
 def _exists(cursor: Cursor, schema: str, table: str) -> bool:

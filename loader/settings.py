@@ -337,11 +337,6 @@ def writable_pipelines_dir(settings: LoaderSettings) -> Path:
     return path
 
 
-def describe_postgres(credentials: PostgresCredentials) -> str:
-    """host:port/database as user, never the password."""
-    return f"{credentials.username}@{credentials.host}:{credentials.port}/{credentials.database}"
-
-
 def _pg_env(name: str) -> str:
     return os.environ.get(name) or DEFAULT_POSTGRES[name]
 
@@ -454,11 +449,3 @@ _TYPE_NAMES: dict[object, str] = {
     float: "a number",
     bool: "true or false",
 }
-
-
-def project_root() -> Path:
-    """The checkout this package runs from (it holds dbt_project.yml), else the working dir."""
-    here = Path(__file__).resolve().parent.parent
-    if (here / "dbt_project.yml").exists():
-        return here
-    return Path.cwd()

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def up(args: argparse.Namespace) -> None:
     from loader.devstack import stack
     from loader.ingest.sqs import SqsQueue
-    from loader.settings import describe_postgres, mask_url, pii_settings, postgres_credentials
+    from loader.settings import mask_url, pii_settings, postgres_credentials
+    from loader.warehouse.connection import describe_postgres
 
     credentials, sqs = postgres_credentials(), _sqs_settings(args)
     print(f"Postgres {describe_postgres(credentials)}: {stack.ensure_postgres(credentials)}")

@@ -29,7 +29,8 @@ from loader.devstack.ports import answers
 from loader.devstack.sqs_emulator import EMULATOR_ACCOUNT_ID
 from loader.errors import ConfigurationError, PipelineError, PostgresUnavailable
 from loader.ingest.sqs import SqsQueue
-from loader.settings import SqsSettings, mask_url, project_root, stack_settings
+from loader.paths import project_root
+from loader.settings import SqsSettings, mask_url, stack_settings
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 START_TIMEOUT_SECONDS = 30

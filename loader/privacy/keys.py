@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loader.errors import ConfigurationError
-from loader.settings import PiiSettings, project_root
+from loader.paths import project_root
+
+if TYPE_CHECKING:
+    from loader.settings import PiiSettings
 
 MIN_KEY_BYTES = 32
 

@@ -23,15 +23,19 @@ temporary tables). Roles are made with no password: set one from your secret sto
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg2.errors
-from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
 from loader.names import RAW_TABLE, USER_LOGINS, Schemas
 from loader.privacy.guards import transaction
-from loader.settings import RolesSettings
+
+if TYPE_CHECKING:
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+    from loader.settings import RolesSettings
 
 PII_FUNCTIONS_FOR_TRANSFORMER = (
     "mask_values(text[], text[])",

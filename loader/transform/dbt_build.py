@@ -10,7 +10,9 @@ from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
 from loader import warehouse
 from loader.errors import TransformFailed
-from loader.settings import describe_postgres, libpq_environment, project_root
+from loader.paths import project_root
+from loader.settings import libpq_environment
+from loader.warehouse.connection import describe_postgres
 
 # Builds of one database take turns on this advisory lock; dbt's hooks take the same one
 # (dbt_project/macros/build_lock.sql), so a plain `dbt build` waits for `logins run` too.

@@ -7,14 +7,16 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import psycopg2
 import psycopg2.errors
-from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 from psycopg2.extensions import connection as Connection
 
 from loader.errors import PostgresUnavailable
-from loader.settings import describe_postgres
+
+if TYPE_CHECKING:
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -89,3 +91,8 @@ def _connection_hint(error: str) -> str:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def describe_postgres(credentials: PostgresCredentials) -> str:
+    """host:port/database as user, never the password."""
+    return f"{credentials.username}@{credentials.host}:{credentials.port}/{credentials.database}"

@@ -253,7 +253,8 @@ def _is_emulator(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"loader.devstack.sqs_emulator" in cmdline
+    # loader.sqs_emulator: one an earlier version of `logins up` started
+    return b"loader.devstack.sqs_emulator" in cmdline or b"loader.sqs_emulator" in cmdline
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint dbt_project
 
-# The performance benchmark (README, Performance): native LocalStack (needs Python 3.13) and a
+# The performance benchmark (docs/performance.md): native LocalStack (needs Python 3.13) and a
 # fresh Postgres database; BENCH_ARGS="--million" adds the 1M-message run.
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -1,1 +1,1 @@
-"""Benchmark: the pipeline against the queue's own limit (see README, Performance)."""
+"""Benchmark: the pipeline against the queue's own limit (see docs/performance.md)."""

@@ -11,6 +11,6 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 # pyarrow's default pool (mimalloc) keeps what each chunk freed, about 60 MB of the loader's
-# peak memory; the system allocator gives it back, at the same CPU (README, Performance).
+# peak memory; the system allocator gives it back, at the same CPU (docs/performance.md).
 # Set before anything imports pyarrow, which reads it once.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")

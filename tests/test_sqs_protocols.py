@@ -20,7 +20,7 @@ from tests.test_pipeline import EXERCISE_DDL
 
 JSON_MODEL = ServiceModel(bundled_json_model(), "sqs")
 QUERY_MODEL = ServiceModel(query_service_model(bundled_json_model()), "sqs")
-# Every SQS operation the project calls (loader/sqs.py; get_queue_url in the README's checks).
+# Every SQS operation the project calls (loader/ingest/sqs.py; get_queue_url in docs/operations.md).
 PROJECT_OPERATIONS = [
     "ReceiveMessage",
     "DeleteMessageBatch",
@@ -308,7 +308,7 @@ def test_an_unknown_protocol_is_refused(pipeline: Pipeline) -> None:
 def test_readme_steps_for_the_exercises_images(
     pipeline: Pipeline, sample_lines: list[str], sqs_proxy: RecordingProxy
 ) -> None:
-    """README, "Running against the exercise's images": services already up, the queue
+    """docs/operations.md, "Running against the exercise's images": services already up, the queue
     pre-loaded, user_logins pre-created; `up`, `run`, `up` in the query protocol."""
     pipeline.query(EXERCISE_DDL + "; select 1")
     columns = (

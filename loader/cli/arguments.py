@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="logins",
         description="User-login ELT: SQS -> dlt -> Postgres raw -> dbt -> masked user_logins.",
-        epilog="Configuration: environment variables, see README.md#configuration.",
+        epilog="Configuration: environment variables, see docs/operations.md.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -3,7 +3,7 @@
     null into a reject reason. The exception block costs a few us a row, and is a
     subtransaction, which Postgres refuses inside a parallel query ("cannot start
     subtransactions during a parallel operation"): so PARALLEL UNSAFE, and used only for raw
-    tables without the loader's `body_is_json` (parse_body_jsonb below). -#}
+    tables without the loader's `body_is_json` (see parse_body_jsonb()). -#}
 {% macro create_parsing_functions() %}
     {%- set schema = generate_schema_name('staging', none) -%}
     create schema if not exists {{ schema }};

@@ -7,8 +7,7 @@
     a table built before this model, so the hook and the model see the same rows. The vault is
     a plain table, not a dbt model: a full refresh can never drop it. -#}
 {% macro mask_new_pii() -%}
-    -- the model's join holds every new row's masks in memory rather than spill to disk
-    set local work_mem = '256MB';
+    {{ hashes_in_memory() }};
 
     drop table if exists {{ new_pii_masks() }} cascade;
 
@@ -61,24 +60,5 @@
     cross join lateral unnest(masked.row_keys) with ordinality as keyed (row_key, position);
 
     analyze {{ new_pii_masks() }};
-    {%- if is_incremental() %}
-    -- an incremental build's new rows are found by load (not_yet_processed), which the
-    -- planner estimates at one row: without an index it scanned the masks for each of them
-    create index on {{ new_pii_masks() }} (row_key);
-    {%- endif %}
-{%- endmacro %}
-
-{#- The kinds of PII user_logins masks: each a column of staging, and a domain of the masks. -#}
-{% macro pii_kinds() -%}
-    {{ return(['ip', 'device_id']) }}
-{%- endmacro %}
-
-{#- The pre-hook's masks (row_key, masks, key_version); the post-hook drops them. -#}
-{% macro new_pii_masks(qualified=true) -%}
-    {{ 'pg_temp.' if qualified }}new_pii_masks
-{%- endmacro %}
-
-{#- One kind's mask in a row of new_pii_masks() (masks come in the order of pii_kinds()). -#}
-{% macro new_pii_mask(kind, alias) -%}
-    {{ alias }}.masks[{{ pii_kinds().index(kind) + 1 }}]
+    {{ index_underestimated_rows(new_pii_masks(), 'row_key') }};
 {%- endmacro %}

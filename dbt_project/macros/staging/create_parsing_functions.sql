@@ -3,7 +3,7 @@
     null into a reject reason. The exception block costs a few us a row, and is a
     subtransaction, which Postgres refuses inside a parallel query ("cannot start
     subtransactions during a parallel operation"): so PARALLEL UNSAFE, and used only for raw
-    tables without the loader's `body_is_json` (parse_body_jsonb below). -#}
+    tables without the loader's `body_is_json` (see parse_body_jsonb()). -#}
 {% macro create_parsing_functions() %}
     {%- set schema = generate_schema_name('staging', none) -%}
     create schema if not exists {{ schema }};
@@ -34,29 +34,3 @@
     $fn$;
     {%- endfor %}
 {% endmacro %}
-
-{% macro parsing_function(name) -%}
-    {{ generate_schema_name('staging', none) }}.{{ name }}
-{%- endmacro %}
-
-{#- The body as jsonb, or null when it is not JSON. The loader stores `body_is_json` beside each
-    body (computed by Postgres as the row lands: loader/warehouse.py), so the body is cast only
-    when it is JSON, and staging needs no exception block and runs in parallel. A raw table
-    without that column (landed by an older loader) is parsed with try_parse_jsonb instead:
-    the same result, serially. `has_json_flag` is raw_has_json_flag(), looked up once by the
-    caller. -#}
-{% macro parse_body_jsonb(alias, has_json_flag) -%}
-    {%- if has_json_flag -%}
-        case when {{ alias }}.body_is_json then {{ alias }}.body::jsonb end
-    {%- else -%}
-        {{ parsing_function('try_parse_jsonb') }}({{ alias }}.body)
-    {%- endif -%}
-{%- endmacro %}
-
-{% macro raw_has_json_flag() -%}
-    {%- if not execute -%}
-        {{ return(false) }}
-    {%- endif -%}
-    {%- set columns = adapter.get_columns_in_relation(source('sqs', 'login_messages')) -%}
-    {{ return('body_is_json' in columns | map(attribute='name') | map('lower') | list) }}
-{%- endmacro %}

@@ -1,19 +1,14 @@
-{#- One row per SQS message whose dlt load has committed: parsed, cast and validated.
-    `reject_reason` is null for a valid login and names the first problem otherwise; the marts
-    split on it, so every message lands in exactly one of user_logins or the rejects.
+{#- One row per SQS message of a committed load (its last delivery): parsed, cast and
+    validated. `reject_reason` is null for a valid login and names the first problem otherwise
+    (codes: var reject_codes); the marts split on it, so every message lands in exactly one of
+    user_logins or the rejects.
 
-    A table, built incrementally: each body is parsed once, when its load is new, and the
-    marts and tests read the parsed rows (as a view it was parsed again by each of them: at
-    1M rows that was most of a build). A redelivery replaces the row of its message.
-    Unlogged (no WAL): it is derived from raw alone, and if a crash empties it the next build
-    fills it again from raw, while the marts skip what they hold.
-    Written so the incremental filter reaches the raw table's indexes: no window function or
-    DISTINCT (they would stop predicate push-down), and CTEs used twice are NOT MATERIALIZED.
-    Written to run in parallel: every function it calls is parallel safe (JSON validity comes
-    from raw's `body_is_json`, the IP check is a regex), and each value computed once a row
-    is computed in a function call in FROM (see `parsed` below). A full build of 1M rows:
-    10 s, was 21 s serial. A new table is analyzed at once: the marts' plans over 1M rows
-    without statistics took twice as long. -#}
+    An incremental table: each body is parsed once, when its load is new, and the marts and
+    tests read the parsed rows. A redelivery replaces the row of its message. Unlogged (no
+    WAL): it is derived from raw alone, and if a crash empties it the next build fills it
+    again from raw, while the marts skip what they hold. Every function it calls is parallel
+    safe, so Postgres can run it in parallel (JSON validity comes from raw's `body_is_json`,
+    the IP check is a regex). -#}
 {{
     config(
         materialized='incremental',
@@ -22,103 +17,48 @@
         on_schema_change='append_new_columns',
         pre_hook=[
             "{{ refuse_attached_code_on_sources() }}",
-            "set local enable_memoize = off; set local work_mem = '256MB'",
+            "{{ without_memoize() }}; {{ hashes_in_memory() }}",
         ],
         post_hook=[
             "{{ ensure_output_indexes() }}",
-            "{{ 'select 1' if is_incremental() else 'analyze ' ~ this }}",
+            "{{ analyze_if_new() }}",
         ],
         unlogged=true,
     )
 }}
 
 {%- set required_strings = ['user_id', 'device_type', 'ip', 'device_id', 'app_version'] -%}
-{#- whether raw holds the loader's `body_is_json` (a catalog query: asked once) -#}
-{%- set has_json_flag = raw_has_json_flag() -%}
-{#- whether raw holds `body_encoding` (set for a body kept base64) -#}
-{%- set has_body_encoding = raw_has_body_encoding() -%}
-{%- set max_lengths = {'user_id': 128, 'device_type': 32, 'locale': 32} -%}
 {%- set known_fields = required_strings + ['locale'] -%}
+{%- set max_lengths = {'user_id': 128, 'device_type': 32, 'locale': 32} -%}
 {#- the column holding each field's text, where it is not the field's name -#}
 {%- set field_columns = {'ip': 'ip_text'} -%}
+{#- whether raw holds the loader's `body_is_json` (a catalog query: asked once) -#}
+{%- set has_json_flag = raw_has_json_flag() -%}
+
+{#- each field's text and JSON type, looked up once a row -#}
+{%- set field_lookups = [] -%}
+{%- for field in known_fields -%}
+{%- do field_lookups.append((field_columns.get(field, field), 'text', "body_json.doc ->> '" ~ field ~ "'")) -%}
+{%- do field_lookups.append((field ~ '_type', 'text', "jsonb_typeof(body_json.doc -> '" ~ field ~ "')")) -%}
+{%- endfor -%}
+{%- do field_lookups.append(('doc_type', 'text', 'jsonb_typeof(body_json.doc)')) -%}
 
 with
 
-messages as not materialized (
-    select * from {{ source('sqs', 'login_messages') }}
-),
-
-committed_loads as not materialized (
-    select
-        load_id,
-        inserted_at as loaded_at
-    from {{ source('sqs', '_dlt_loads') }}
-    where status = 0
-),
-
-deliveries as not materialized (
-    select
-        messages.message_id,
-        messages._dlt_id as delivery_id,
-        messages._dlt_load_id as load_id,
-        committed_loads.loaded_at,
-        messages.body,
-        {%- if has_json_flag %}
-        messages.body_is_json,
-        {%- endif %}
-        {%- if has_body_encoding %}
-        messages.body_encoding,
-        {%- endif %}
-        messages.sent_at,
-        messages.receive_count,
-        messages.received_at
-    from messages
-    inner join committed_loads on messages._dlt_load_id = committed_loads.load_id
-),
-
-latest_deliveries as (
-    -- SQS delivers at least once: of a message's deliveries keep the last one landed
+deliveries as (
     select deliveries.*
-    from deliveries
-    where
-        {{ not_yet_processed('deliveries', known_messages=true) }}
-        and not exists (
-            select
-            from deliveries as later
-            where
-                later.message_id = deliveries.message_id
-                and (later.load_id, later.delivery_id) > (deliveries.load_id, deliveries.delivery_id)
-        )
+    from {{ ref('base_sqs__login_deliveries') }} as deliveries
+    where {{ not_yet_processed('deliveries', known_messages=true) }}
 ),
 
--- Each step below computes its columns once a row in a function call in FROM (`unnest` of
--- one-element arrays): as plain columns the planner would inline them and run each parse or
--- regex again wherever a later column uses it (the reject-reason CASE ran three times a row:
--- most of a build at 1M rows). Unlike a subquery with a LIMIT or OFFSET, or a correlated
--- subquery, a function call does not keep Postgres from running the query in parallel.
--- (Postgres would also cache results keyed on the whole body, which never repeats: the
--- pre-hook turns that cache off for this model.)
 parsed as (
     select
-        latest_deliveries.*,
+        deliveries.*,
         body_json.doc,
         body_fields.*
-    from latest_deliveries
-    cross join lateral unnest(array[{{ parse_body_jsonb('latest_deliveries', has_json_flag) }}]) as body_json (doc)
-    -- each field looked up once a row, all in one row value
-    cross join lateral unnest(array[row(
-        {%- for field in known_fields %}
-        body_json.doc ->> '{{ field }}',
-        jsonb_typeof(body_json.doc -> '{{ field }}'),
-        {%- endfor %}
-        jsonb_typeof(body_json.doc)
-    )]) as body_fields (
-        {%- for field in known_fields %}
-        {{ field_columns.get(field, field) }} text,
-        {{ field }}_type text,
-        {%- endfor %}
-        doc_type text
-    )
+    from deliveries
+    {{ evaluate_once_per_row('body_json', [('doc', 'jsonb', parse_body_jsonb('deliveries', has_json_flag))]) }}
+    {{ evaluate_once_per_row('body_fields', field_lookups) }}
 ),
 
 derived as (
@@ -126,33 +66,30 @@ derived as (
         parsed.*,
         derived_fields.*
     from parsed
-    cross join lateral unnest(array[row(
-        {{ app_version_code('parsed.app_version') }},
-        {{ canonical_ip('parsed.ip_text') }}
-    )]) as derived_fields (app_version_code integer, ip text)
+    {{ evaluate_once_per_row('derived_fields', [
+        ('app_version_code', 'integer', app_version_code('parsed.app_version')),
+        ('ip', 'text', canonical_ip('parsed.ip_text')),
+    ]) }}
 ),
+
 
 validated as (
     select
         derived.*,
         checks.reject_reason
     from derived
-    -- once a row: as a plain column the planner copies this CASE into each expression below
-    -- that uses reject_reason
-    cross join lateral unnest(array[
+    -- the first problem found, in the order of var reject_codes
+    {% call evaluate_once_per_row('checks', [('reject_reason', 'text')]) -%}
         case
-            when derived.body = '' then 'erased: body erased by `logins pii forget` before it was processed'
-            {%- if has_body_encoding %}
+            when derived.body = '' then {{ reject_reason('erased', 'body erased by `logins pii forget` before it was processed') }}
             when
                 derived.body_encoding is not null
-                then 'unstorable_body: body held characters Postgres cannot store (kept base64)'
-            {%- endif %}
-            when derived.doc is null then 'not_json: body is not valid JSON'
-            when derived.doc_type != 'object' then 'not_object: body is a JSON ' || derived.doc_type
-            -- JSON allows a key twice and Postgres keeps the last: which one was meant is
-            -- unknown. Every key in the text is followed by a colon, so a body with no more
-            -- colons than the known keys it holds cannot repeat one, and only other bodies
-            -- are parsed again to count their keys (the count costs more than the parse).
+                then {{ reject_reason('unstorable_body', 'body held characters Postgres cannot store (kept base64)') }}
+            when derived.doc is null then {{ reject_reason('not_json', 'body is not valid JSON') }}
+            when derived.doc_type != 'object' then {{ reject_reason('not_object', 'body is a JSON ') }} || derived.doc_type
+            -- Postgres keeps the last of a repeated key, and which one was meant is unknown.
+            -- Every key is followed by a colon, so a body with no more colons than the known
+            -- keys it holds repeats none; only other bodies are parsed again to count keys.
             when
                 octet_length(derived.body) - octet_length(replace(derived.body, ':', ''))
                 > (
@@ -162,39 +99,40 @@ validated as (
                 )
                 and {{ parsing_function('json_key_count') }}(derived.body::json)
                 != {{ parsing_function('jsonb_key_count') }}(derived.doc)
-                then 'duplicate_key: a key appears more than once'
+                then {{ reject_reason('duplicate_key', 'a key appears more than once') }}
             {%- for field in required_strings %}
-            when derived.{{ field }}_type is null then 'missing_field: {{ field }}'
+            when derived.{{ field }}_type is null then {{ reject_reason('missing_field', field) }}
             {%- endfor %}
             {%- for field in required_strings %}
             when derived.{{ field }}_type != 'string'
-                then 'wrong_type: {{ field }} is ' || derived.{{ field }}_type || ', not string'
+                then {{ reject_reason('wrong_type', field ~ ' is ') }} || derived.{{ field }}_type || ', not string'
             {%- endfor %}
             when derived.locale_type not in ('string', 'null')
-                then 'wrong_type: locale is ' || derived.locale_type || ', not string or null'
+                then {{ reject_reason('wrong_type', 'locale is ') }} || derived.locale_type || ', not string or null'
             {%- for field in known_fields %}
-            when derived.{{ field_columns.get(field, field) }} = '' then 'empty_field: {{ field }}'
+            when derived.{{ field_columns.get(field, field) }} = '' then {{ reject_reason('empty_field', field) }}
             {%- endfor %}
-            -- JSON text cannot hold a control character unescaped: without a backslash in
-            -- the body there is none, and the regexes are skipped
+            -- JSON text holds no control character unescaped: without a backslash in the body
+            -- there is none, and the regexes are skipped
             {%- for field in ['user_id', 'device_type', 'device_id', 'locale'] %}
             when
                 strpos(derived.body, '\') > 0 and derived.{{ field }} ~ '[[:cntrl:]]'
-                then 'invalid_characters: {{ field }} has control characters'
+                then {{ reject_reason('invalid_characters', field ~ ' has control characters') }}
             {%- endfor %}
             {%- for field, max_length in max_lengths.items() %}
             when
                 length(derived.{{ field }}) > {{ max_length }}
-                then 'too_long: {{ field }} is longer than {{ max_length }} characters'
+                then {{ reject_reason('too_long', field ~ ' is longer than ' ~ max_length ~ ' characters') }}
             {%- endfor %}
-            when derived.ip is null then 'invalid_ip: ip is not an IPv4 or IPv6 address'
+            when derived.ip is null then {{ reject_reason('invalid_ip', 'ip is not an IPv4 or IPv6 address') }}
             when derived.app_version_code is null
-                then
-                    'invalid_app_version: app_version is not MAJOR.MINOR[.PATCH] '
-                    || '(major 0-9999, minor and patch 0-99)'
-            when derived.sent_at is null then 'missing_sent_timestamp: SQS gave no SentTimestamp'
+                then {{ reject_reason(
+                    'invalid_app_version',
+                    'app_version is not MAJOR.MINOR[.PATCH] (major 0-9999, minor and patch 0-99)',
+                ) }}
+            when derived.sent_at is null then {{ reject_reason('missing_sent_timestamp', 'SQS gave no SentTimestamp') }}
         end
-    ]) as checks (reject_reason)
+    {%- endcall %}
 ),
 
 final as (

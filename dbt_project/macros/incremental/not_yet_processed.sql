@@ -7,11 +7,8 @@
     which the models keep and index: a build reads only the rows of new loads, through the
     indexes on the load id and on loaded_at, however many rows the lookback window holds. A
     load that commits late (after a build saw a newer one) is still new, so it is picked up.
-    The message-id check makes the result exact whatever order loads commit in.
-
-    The new loads are looked up first (`new_loads`) and written into the query as constants:
-    as a subquery the planner could not tell one new load from many, and at 1M rows it chose
-    to scan and hash whole tables (0.9 s) where the loaded_at index finds the new rows (0.1 s).
+    The message-id check makes the result exact whatever order loads commit in. The new loads
+    are constants in the query (new_loads() says why).
 
     A table created before this project (the exercise's pre-created user_logins) lacks
     message_id and loaded_at until the first build adds them; until then there is nothing to
@@ -44,30 +41,4 @@
     {%- else -%}
         true
     {%- endif -%}
-{%- endmacro %}
-
-{#- Commit times (ISO 8601 in UTC to the microsecond, whatever the session's DateStyle) of
-    the committed loads `this` holds nothing of yet, within the late-load lookback before the
-    newest load it holds. -#}
-{% macro new_loads() -%}
-    {%- if not execute -%}
-        {{ return([]) }}
-    {%- endif -%}
-    {%- set query -%}
-        select to_char(loads.inserted_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-        from {{ source('sqs', '_dlt_loads') }} as loads
-        where
-            loads.status = 0
-            and loads.inserted_at > (
-                select coalesce(max(processed.loaded_at), '-infinity'::timestamptz)
-                from {{ this }} as processed
-            ) - interval '{{ var("late_load_lookback") }}'
-            and not exists (
-                select
-                from {{ this }} as processed
-                where processed.loaded_at = loads.inserted_at
-            )
-        order by loads.inserted_at
-    {%- endset -%}
-    {{ return(run_query(query).columns[0].values()) }}
 {%- endmacro %}

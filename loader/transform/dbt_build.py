@@ -15,7 +15,7 @@ from loader.settings import libpq_environment
 from loader.warehouse.connection import describe_postgres
 
 # Builds of one database take turns on this advisory lock; dbt's hooks take the same one
-# (dbt_project/macros/build_lock.sql), so a plain `dbt build` waits for `logins run` too.
+# (dbt_project/macros/build_lock/), so a plain `dbt build` waits for `logins run` too.
 BUILD_LOCK = "logins dbt build"
 # Names the session holding the lock for this build, so dbt's hooks do not wait for it.
 LOCK_HOLDER_VARIABLE = "LOGINS_BUILD_LOCK_PID"

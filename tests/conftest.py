@@ -281,6 +281,21 @@ class Pipeline:
             **env,
         )
 
+    def load_past_first_chunk(self, **env: str) -> subprocess.Popen[str]:
+        """`logins load` started, returned once it reports its first chunk loaded."""
+        loader = subprocess.Popen(
+            [sys.executable, "-m", "loader.cli", "load"],
+            env={**self.env, **env},
+            cwd=self.workdir,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert loader.stderr is not None
+        for line in loader.stderr:
+            if line.startswith("[load] chunk 1:"):
+                break
+        return loader
+
     def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         return query(self.database, sql, params)
 

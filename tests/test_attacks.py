@@ -658,41 +658,28 @@ def heap_relations(database: str) -> list[tuple[str, int]]:
     )
 
 
-def in_tuples(database: str, needle: str) -> list[str]:
-    """Relations with a row version, live or dead, whose bytes hold `needle` (pageinspect)."""
-    query(database, "create extension if not exists pageinspect")
-    found = []
-    for relation, blocks in heap_relations(database):
-        if (
-            blocks
-            and query(
-                database,
-                "select exists (select from generate_series(0, %s - 1) as blk,"
-                " heap_page_items(get_raw_page(%s, blk)) as item"
-                " where position(convert_to(%s, 'UTF8') in item.t_data) > 0)",
-                (blocks, relation, needle),
-            )[0][0]
-        ):
-            found.append(relation)
-    return found
+# where pageinspect looks for a needle in each block: its row versions, or the whole page
+ROW_VERSIONS = (
+    "select exists (select from generate_series(0, %(blocks)s - 1) as blk,"
+    " heap_page_items(get_raw_page(%(relation)s, blk)) as item"
+    " where position(convert_to(%(needle)s, 'UTF8') in item.t_data) > 0)"
+)
+WHOLE_PAGES = (
+    "select exists (select from generate_series(0, %(blocks)s - 1) as blk"
+    " where position(convert_to(%(needle)s, 'UTF8') in get_raw_page(%(relation)s, blk)) > 0)"
+)
 
 
-def in_pages(database: str, needle: str) -> list[str]:
-    """Relations with a page whose bytes hold `needle` anywhere, free space included."""
+def in_heap(database: str, needle: str, where: str = ROW_VERSIONS) -> list[str]:
+    """Relations whose row versions, live or dead (or, with WHOLE_PAGES, whose pages, free
+    space included) hold `needle`'s bytes."""
     query(database, "create extension if not exists pageinspect")
-    found = []
-    for relation, blocks in heap_relations(database):
-        if (
-            blocks
-            and query(
-                database,
-                "select exists (select from generate_series(0, %s - 1) as blk"
-                " where position(convert_to(%s, 'UTF8') in get_raw_page(%s, blk)) > 0)",
-                (blocks, needle, relation),
-            )[0][0]
-        ):
-            found.append(relation)
-    return found
+    return [
+        relation
+        for relation, blocks in heap_relations(database)
+        if blocks
+        and query(database, where, {"blocks": blocks, "relation": relation, "needle": needle})[0][0]
+    ]
 
 
 @pytest.fixture
@@ -715,7 +702,7 @@ def erased(pipeline: Pipeline, cast: Cast, tmp_path: Path) -> subprocess.Complet
     # the scans find what is there
     for needle in (VICTIM_IP, VICTIM_DEVICE, VICTIM_ATTRIBUTE):
         assert holding(db, needle), needle
-        assert in_tuples(db, needle), needle
+        assert in_heap(db, needle), needle
     assert pipeline.query(
         "select count(*) from public.user_logins where user_id = %s", (VICTIM,)
     ) == [(2,)]
@@ -731,7 +718,7 @@ def test_forget_erases_exactly_the_victim(
     assert "not vacuumed" not in erased.stderr, erased.stderr
     for needle in (VICTIM_IP, VICTIM_DEVICE, VICTIM_ATTRIBUTE):
         assert holding(db, needle) == [], needle
-        assert in_tuples(db, needle) == [], needle
+        assert in_heap(db, needle) == [], needle
     # the bystanders' bodies are intact, the one naming the victim and the longer token too
     bodies = [body for (body,) in pipeline.query("select body from raw.login_messages")]
     assert sorted(b for b in bodies if b) == sorted(KEPT)
@@ -753,7 +740,7 @@ def test_forget_erases_exactly_the_victim(
 def test_forget_leaves_no_bytes_in_free_space(
     pipeline: Pipeline, cast: Cast, erased: subprocess.CompletedProcess[str]
 ) -> None:
-    found = {n: in_pages(pipeline.database, n) for n in (VICTIM_IP, VICTIM_DEVICE)}
+    found = {n: in_heap(pipeline.database, n, WHOLE_PAGES) for n in (VICTIM_IP, VICTIM_DEVICE)}
     assert found == {VICTIM_IP: [], VICTIM_DEVICE: []}
 
 

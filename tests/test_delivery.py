@@ -278,17 +278,9 @@ def test_sqs_going_away_mid_load(
             sqs_client(f"http://127.0.0.1:{port}"),
         )
         queue.send(sample_lines * 3)
-        loader = subprocess.Popen(
-            [sys.executable, "-m", "loader.cli", "load"],
-            env={**pipeline.env, "SOURCES__SQS__QUEUE_URL": queue.url, "LOADER__CHUNK_SIZE": "50"},
-            cwd=pipeline.workdir,
-            stderr=subprocess.PIPE,
-            text=True,
+        loader = pipeline.load_past_first_chunk(
+            SOURCES__SQS__QUEUE_URL=queue.url, LOADER__CHUNK_SIZE="50"
         )
-        assert loader.stderr is not None
-        for line in loader.stderr:
-            if line.startswith("[load] chunk 1:"):
-                break
         emulator.kill()
         started = time.monotonic()
         _, rest = loader.communicate(timeout=120)

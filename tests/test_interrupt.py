@@ -77,17 +77,7 @@ def test_ctrl_c_between_chunks_loses_nothing(pipeline: Pipeline) -> None:
     and a rerun lands every message once."""
     sent = 600
     pipeline.queue.send([login(user_id=f"user-{n}") for n in range(sent)])
-    loader = subprocess.Popen(
-        [sys.executable, "-m", "loader.cli", "load"],
-        env={**pipeline.env, "LOADER__CHUNK_SIZE": "50", "LOADER__RECEIVERS": "2"},
-        cwd=pipeline.workdir,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert loader.stderr is not None
-    for line in loader.stderr:
-        if line.startswith("[load] chunk 1:"):
-            break
+    loader = pipeline.load_past_first_chunk(LOADER__CHUNK_SIZE="50", LOADER__RECEIVERS="2")
     loader.send_signal(signal.SIGINT)
     _, rest = loader.communicate(timeout=60)
 

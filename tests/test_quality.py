@@ -57,3 +57,28 @@ def test_a_plain_build_runs_only_checks_that_grow_with_new_data() -> None:
     assert "unique_stg_sqs__login_event_rejects_message_id" in per_build
     assert {"each_bad_message_gets_its_reason", "keeps_last_delivery_ignores_uncommitted"} <= full
     assert not {name for name in per_build if name.startswith(("each_", "keeps_", "app_"))}
+
+
+def reject_codes() -> list[str]:
+    """The one list: dbt_project.yml's `reject_codes`, in the order staging checks them."""
+    import yaml
+
+    return list(yaml.safe_load((REPO / "dbt_project.yml").read_text())["vars"]["reject_codes"])
+
+
+def test_the_docs_list_the_reject_codes_in_order() -> None:
+    import re
+
+    text = (REPO / "docs" / "data.md").read_text()
+    table = text[text.index("| `reject_code` | meaning |") :].split("\n\n", 1)[0]
+    documented = re.findall(r"^\| `(\w+)` \|", table, re.M)
+    assert documented[1:] == reject_codes()  # the first row is the table's heading
+
+
+def test_the_hostile_corpus_expects_only_listed_codes() -> None:
+    from tests.test_hostile_input import CORPUS
+
+    expected = {code for _, code in CORPUS if code is not None}
+    assert expected <= set(reject_codes())
+    # the corpus reaches every code a body alone can earn
+    assert set(reject_codes()) - expected <= {"erased", "unstorable_body", "missing_sent_timestamp"}

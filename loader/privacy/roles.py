@@ -37,18 +37,14 @@ if TYPE_CHECKING:
 
     from loader.settings import RolesSettings
 
-PII_FUNCTIONS_FOR_TRANSFORMER = (
-    "mask_values(text[], text[])",
-    "mask_key_version()",
-)
-PII_FUNCTIONS_FOR_ADMIN = (
-    *PII_FUNCTIONS_FOR_TRANSFORMER,
-    "mask(text, text)",
-    "recover(text, text[], text[])",
-    "shred(text, text[], text[])",
-    "record_plaintext_erasure(text, text, integer)",
-    "rotate_hmac_key()",
-)
+# pii's functions and the roles that may call each: the `callers:` line of each function's
+# comment in sql/pii_setup.sql (only the schema's owner can write a comment)
+_PII_CALLERS = """
+select p.oid::pg_catalog.regprocedure::text, pg_catalog.obj_description(p.oid, 'pg_proc')
+from pg_catalog.pg_proc p
+where p.pronamespace = 'pii'::pg_catalog.regnamespace
+    and pg_catalog.obj_description(p.oid, 'pg_proc') like 'callers:%'
+"""
 
 
 @dataclass(frozen=True)
@@ -267,16 +263,28 @@ def _grant_pii(run: _Grants) -> None:
     # pii: masking and sealing for dbt, the audited functions for the admin; keys for no one
     run("grant usage on schema pii to {transformer}, {admin}")
     run("revoke all on all functions in schema pii from {transformer}, {admin}")
-    for function in PII_FUNCTIONS_FOR_TRANSFORMER:
-        run(f"grant execute on function pii.{function} to {{transformer}}")
-    for function in PII_FUNCTIONS_FOR_ADMIN:
-        run(f"grant execute on function pii.{function} to {{admin}}")
+    for function, grantees in pii_callers(run.cursor).items():
+        for grantee in grantees:
+            run(f"grant execute on function {function} to {{grantee}}", grantee=run.names[grantee])
     # sealing happens inside pii.mask_values(), as the owner: no one writes the vault directly
     run("grant select, insert, update on pii.recovery_keys to {admin}")
     for table in ("data_keys", "vault"):
         run(f"revoke all on pii.{table} from {{transformer}}, {{admin}}")
     run("revoke all on pii.recovery_keys from {transformer}")
     run("grant select on pii.audit_log to {admin}")
+
+
+def pii_callers(cursor: Cursor) -> dict[str, list[str]]:
+    """Each pii function (schema-qualified signature) and the roles ('transformer',
+    'pii_admin') its comment lets call it."""
+    cursor.execute(_PII_CALLERS)
+    callers = {}
+    for function, comment in cursor.fetchall():
+        named = comment.removeprefix("callers:").split(".", 1)[0]
+        callers[function] = [
+            "admin" if role.strip() == "pii_admin" else role.strip() for role in named.split(",")
+        ]
+    return callers
 
 
 def _exists(cursor: Cursor, schema: str, table: str) -> bool:

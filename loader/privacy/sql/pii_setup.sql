@@ -379,3 +379,21 @@ revoke all on function pii.rotate_hmac_key() from public;
 
 -- Nothing in pii runs for PUBLIC: the roles get what they need from `logins roles apply`.
 revoke all on all functions in schema pii from public;
+
+-- Who may call what: `logins roles apply` grants EXECUTE on each function to the roles its
+-- comment names after `callers:` (transformer, pii_admin), and on nothing else. Only the
+-- schema's owner can change a comment. A new function for a role is one line here.
+comment on function pii.mask_values(text[], text[]) is
+'callers: transformer, pii_admin. Masks values and seals new ones in the vault.';
+comment on function pii.mask_key_version() is
+'callers: transformer, pii_admin. The HMAC key version pii.mask() uses now.';
+comment on function pii.mask(text, text) is
+'callers: pii_admin. One value''s mask with the current key.';
+comment on function pii.recover(text, text[], text[]) is
+'callers: pii_admin. Ciphertexts of the masks asked for, audited.';
+comment on function pii.shred(text, text[], text[]) is
+'callers: pii_admin. Removes the vault''s originals of the masks given, audited.';
+comment on function pii.record_plaintext_erasure(text, text, integer) is
+'callers: pii_admin. Records a forget or purge-raw of plaintext bodies.';
+comment on function pii.rotate_hmac_key() is
+'callers: pii_admin. A new current HMAC key, audited.';

@@ -38,6 +38,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "forget", help="erase a user's IP and device id (crypto-shredding, plaintext bodies)"
     )
     forget.add_argument("--user-id", required=True)
+    _add_rewrite(forget)
     forget.set_defaults(handler=pii_commands.forget)
 
     seal = subcommands.add_parser(
@@ -51,6 +52,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "purge-raw", help="erase processed raw bodies older than an interval"
     )
     purge.add_argument("--older-than", required=True, help="a Postgres interval, e.g. '7 days'")
+    _add_rewrite(purge)
     purge.set_defaults(handler=pii_commands.purge_raw)
 
     rotate = subcommands.add_parser("rotate", help="start a new HMAC key version")
@@ -68,3 +70,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "apply", help="create or update loader, transformer, analyst, pii_admin (idempotent)"
     )
     apply.set_defaults(handler=pii_commands.roles_apply)
+
+
+def _add_rewrite(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="rewrite the erased tables (VACUUM FULL) so no erased byte stays in free space; "
+        "locks each table exclusively while it is rewritten",
+    )

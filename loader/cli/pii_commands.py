@@ -115,7 +115,7 @@ def forget(args: argparse.Namespace) -> None:
 
     erasure.check_user_id(args.user_id)
     _settle_pending_loads()
-    erasure = erasure.forget(postgres_credentials(), schemas(), args.user_id)
+    erasure = erasure.forget(postgres_credentials(), schemas(), args.user_id, args.rewrite)
     print(f"forgot user {args.user_id}:")
     print(f"  encrypted originals shredded   {erasure.shredded}")
     print(f"  shared with other users, kept  {len(erasure.shared_kept)}")
@@ -158,7 +158,7 @@ def purge_raw(args: argparse.Namespace) -> None:
     from loader.privacy import erasure
     from loader.settings import postgres_credentials
 
-    erased = erasure.purge_raw(postgres_credentials(), schemas(), args.older_than)
+    erased = erasure.purge_raw(postgres_credentials(), schemas(), args.older_than, args.rewrite)
     print(f"erased {erased} processed raw bodies older than {args.older_than}")
 
 

@@ -55,7 +55,9 @@ def check_user_id(user_id: str) -> None:
         )
 
 
-def forget(credentials: PostgresCredentials, schemas: Schemas, user_id: str) -> Erasure:
+def forget(
+    credentials: PostgresCredentials, schemas: Schemas, user_id: str, rewrite: bool = False
+) -> Erasure:
     """Erase a user: crypto-shred the originals of their values, erase every body and
     attribute of their messages, and replace their rows' masks in user_logins with random
     tokens, so no mask links to a value (a brute force of the mask finds none of them).
@@ -64,7 +66,8 @@ def forget(credentials: PostgresCredentials, schemas: Schemas, user_id: str) -> 
     those whose body is not JSON but holds their id as a whole token; nobody else's. A value
     another user also has (a shared NAT address, a shared device) is that user's data too: its
     encrypted original is kept, and reported. Rows stay (with their user_id), so every message
-    is still counted. The rewritten tables are vacuumed, so no dead row keeps a value.
+    is still counted. The rewritten tables are vacuumed, so no dead row keeps a value; with
+    `rewrite`, rewritten whole (VACUUM FULL), so no erased byte stays in their pages' free space.
     """
     check_user_id(user_id)
     erasure = Erasure()
@@ -107,7 +110,7 @@ def forget(credentials: PostgresCredentials, schemas: Schemas, user_id: str) -> 
             f"user_id={user_id}",
             erasure.raw_bodies + erasure.unparsed_bodies + erasure.reject_bodies,
         )
-    erasure.not_vacuumed = vacuum(credentials, sorted(present))
+    erasure.not_vacuumed = vacuum(credentials, sorted(present), full=rewrite)
     return erasure
 
 
@@ -277,12 +280,17 @@ def _erase_staging(
         )
 
 
-def vacuum(credentials: PostgresCredentials, tables: Sequence[tuple[str, str]]) -> list[str]:
+def vacuum(
+    credentials: PostgresCredentials, tables: Sequence[tuple[str, str]], full: bool = False
+) -> list[str]:
     """VACUUM what an erasure rewrote, so no dead row version keeps an erased value. Only a
     table's owner may: the admin becomes the owner for that one command (VACUUM runs any code
-    of the table as its owner, in a mode that cannot change role back). Returns the tables it
-    could not vacuum."""
+    of the table as its owner, in a mode that cannot change role back). VACUUM frees dead rows'
+    space without overwriting it; `full` rewrites each table into new files instead (an
+    exclusive lock for as long as that takes), so no erased byte is left in its pages. Returns
+    the tables it could not vacuum."""
     skipped = []
+    command = sql.SQL("vacuum (full) {}" if full else "vacuum {}")
     with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
         for schema, name in tables:
             relation = sql.Identifier(schema, name)
@@ -298,11 +306,11 @@ def vacuum(credentials: PostgresCredentials, tables: Sequence[tuple[str, str]]) 
                 continue
             owner, inherited, member = row
             if inherited:
-                cursor.execute(sql.SQL("vacuum {}").format(relation))
+                cursor.execute(command.format(relation))
             elif member:
                 cursor.execute(sql.SQL("set role {}").format(sql.Identifier(owner)))
                 try:
-                    cursor.execute(sql.SQL("vacuum {}").format(relation))
+                    cursor.execute(command.format(relation))
                 finally:
                     cursor.execute("reset role")
             else:
@@ -310,10 +318,12 @@ def vacuum(credentials: PostgresCredentials, tables: Sequence[tuple[str, str]]) 
     return skipped
 
 
-def purge_raw(credentials: PostgresCredentials, schemas: Schemas, older_than: str) -> int:
+def purge_raw(
+    credentials: PostgresCredentials, schemas: Schemas, older_than: str, rewrite: bool = False
+) -> int:
     """Erase the bodies (and message attributes) of raw rows loaded over `older_than` ago whose
-    message is already in user_logins or the rejects (which keep what is needed), then vacuum.
-    Returns how many were erased."""
+    message is already in user_logins or the rejects (which keep what is needed), then vacuum
+    (with `rewrite`, VACUUM FULL). Returns how many were erased."""
     with transaction(credentials) as conn, conn.cursor() as cursor:
         try:
             # in the past, month by month as the purge computes it ('1 mon -30 days' is not)
@@ -372,7 +382,7 @@ def purge_raw(credentials: PostgresCredentials, schemas: Schemas, older_than: st
             {"older": older_than},
         )
         record_erasure(conn, "purge_raw", f"older_than={older_than}", erased)
-    vacuum(credentials, written)
+    vacuum(credentials, written, full=rewrite)
     return erased
 
 

@@ -23,6 +23,7 @@ MAY_IMPORT = {
     "transform": {"warehouse", "ingest"},
     "devstack": {"warehouse", "ingest"},
     "db_init": {"warehouse", "ingest", "privacy"},
+    "operations": {"warehouse", "ingest", "transform"},
 }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from loader.errors import PipelineError
 if TYPE_CHECKING:
     from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
+    from loader.operations.run_report import RunReport
     from loader.settings import LoaderSettings, PiiSettings, SqsSettings
 
 
@@ -80,12 +80,17 @@ def seed(args: argparse.Namespace) -> None:
 
 def load(args: argparse.Namespace) -> None:
     from loader.ingest.load import run_load
+    from loader.ingest.sqs import SqsQueue
+    from loader.operations.reporting import reported
     from loader.settings import loader_settings, postgres_credentials, writable_pipelines_dir
 
     # every setting is checked before any work: a bad one fails at once, in one line
     sqs, settings, credentials = _sqs_settings(args), loader_settings(), postgres_credentials()
     writable_pipelines_dir(settings)
-    stats = run_load(sqs, settings, credentials, args.max_messages, True)
+    with reported("load", credentials, SqsQueue(sqs)) as report:
+        with report.step("load"):
+            stats = run_load(sqs, settings, credentials, args.max_messages, True)
+        report.received, report.landed, report.deleted = stats.received, stats.landed, stats.deleted
     print(
         f"received {stats.received:,}, landed {stats.landed:,}, deleted {stats.deleted:,} "
         f"in {stats.seconds:.1f} s"
@@ -93,46 +98,70 @@ def load(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from loader.ingest.load import run_load
+    from loader.ingest.sqs import SqsQueue
+    from loader.operations.reporting import reported
     from loader.settings import (
         loader_settings,
         marts_schema,
-        pii_settings,
         postgres_credentials,
         transform_settings,
         writable_pipelines_dir,
     )
-    from loader.transform import summary
-    from loader.transform.dbt_build import dbt_build
 
     # every setting is checked before any work: a bad one fails at once, in one line
     credentials, sqs, settings = postgres_credentials(), _sqs_settings(args), loader_settings()
     full_check = args.full_check or transform_settings().full_check
     marts_schema()  # dbt's profile reads DBT_SCHEMA itself
     writable_pipelines_dir(settings)
-    for note in _init_database(credentials, pii_settings()):
-        print(note)
-    started = time.monotonic()
-    stats = run_load(sqs, settings, credentials, args.max_messages, True)
-    load_seconds = time.monotonic() - started
-    before = summary.outcomes(credentials)
-    started = time.monotonic()
-    dbt_build(credentials, full_check=full_check)
-    build_seconds = time.monotonic() - started
-    after = summary.outcomes(credentials)
-    print(summary.render(stats, before, after, load_seconds, build_seconds))
-    from loader.cli.pii_commands import schemas
-    from loader.privacy import roles
-    from loader.settings import roles_settings
+    with reported("run", credentials, SqsQueue(sqs)) as report:
+        _run_steps(args, report, credentials, sqs, settings, full_check)
 
-    if roles.reapply_after_build(credentials, roles_settings(), schemas()):
-        print("  roles                tables given to the pipeline's roles, grants applied")
+
+def _run_steps(
+    args: argparse.Namespace,
+    report: RunReport,
+    credentials: PostgresCredentials,
+    sqs: SqsSettings,
+    settings: LoaderSettings,
+    full_check: bool,
+) -> None:
+    """`logins run`'s steps, each timed in `report`: set-up, load, build, roles, retention."""
+    from loader.cli.pii_commands import schemas
+    from loader.ingest.load import run_load
+    from loader.privacy import erasure, roles
+    from loader.settings import pii_settings, roles_settings
+    from loader.transform import summary
+    from loader.transform.dbt_build import dbt_build
+
+    with report.step("setup"):
+        for note in _init_database(credentials, pii_settings()):
+            print(note)
+    with report.step("load"):
+        stats = run_load(sqs, settings, credentials, args.max_messages, True)
+    report.received, report.landed, report.deleted = stats.received, stats.landed, stats.deleted
+    before = summary.outcomes(credentials)
+    with report.step("build"):
+        dbt_build(credentials, full_check=full_check)
+    after = summary.outcomes(credentials)
+    report.rows_added = after.user_logins - before.user_logins
+    report.user_logins_rows = after.user_logins
+    report.rejects_by_code = {
+        code: count - before.reject_codes.get(code, 0)
+        for code, count in after.reject_codes.items()
+        if count > before.reject_codes.get(code, 0)
+    }
+    print(
+        summary.render(
+            stats, before, after, report.step_seconds["load"], report.step_seconds["build"]
+        )
+    )
+    with report.step("roles"):
+        if roles.reapply_after_build(credentials, roles_settings(), schemas()):
+            print("  roles                tables given to the pipeline's roles, grants applied")
     retention = pii_settings().purge_raw_older_than
     if retention:
-        from loader.cli.pii_commands import schemas
-        from loader.privacy import erasure
-
-        erased = erasure.purge_raw(credentials, schemas(), retention)
+        with report.step("purge_raw"):
+            erased = erasure.purge_raw(credentials, schemas(), retention)
         print(f"  raw bodies erased    {erased}  (processed, older than {retention})")
 
 

@@ -56,6 +56,9 @@ REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 PIPELINE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,59}")
 AWS_RETRY_MODES = ("legacy", "standard", "adaptive")
 PG_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# Metric label values the grouping key carries (job, instance): plain, so URLs need no escaping.
+LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+TEXTFILE_EXAMPLE = "/var/lib/node_exporter/textfile/logins.prom"
 # scheme://user:password@ : the password runs to the last @ of the word, so one holding an
 # unencoded @ or / is masked whole (masking too much is harmless, too little is a leak).
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:@'\"]*):[^\s'\"]*@")
@@ -235,6 +238,35 @@ class StackSettings(BaseConfiguration):
     state_dir: str = ".local"
 
 
+@configspec
+class MetricsSettings(BaseConfiguration):
+    """`[metrics]`: where `logins load` and `logins run` publish each run's metrics (neither
+    set: nowhere)."""
+
+    # A Pushgateway's base URL; a password in it (https://user:password@host) is sent as basic
+    # auth and never printed.
+    pushgateway_url: TSecretStrValue | None = None
+    # A file for node_exporter's textfile collector (it reads only *.prom), replaced atomically.
+    textfile: str | None = None
+    # The grouping key: job, the command, and instance when set (one group per host, say).
+    job: str = "logins"
+    instance: str | None = None
+    # A Pushgateway that does not answer in this long is skipped (one note line, the run goes on).
+    timeout_seconds: float = 10.0
+
+    def on_resolved(self) -> None:
+        if self.pushgateway_url:
+            check_url("METRICS__PUSHGATEWAY_URL", self.pushgateway_url, "http://pushgateway:9091")
+        if self.textfile:
+            check_textfile(self.textfile)
+        for name, value in (("METRICS__JOB", self.job), ("METRICS__INSTANCE", self.instance)):
+            if value is not None and not LABEL_VALUE.fullmatch(value):
+                raise ConfigurationError(
+                    f"{name} is {_quoted(value)}: use letters, digits, _, ., : and - (at most 100)"
+                )
+        check_range("METRICS__TIMEOUT_SECONDS", self.timeout_seconds, 0.1, 300.0, unit="seconds")
+
+
 def sqs_settings() -> SqsSettings:
     return _resolve(SqsSettings(), ("sources", "sqs"))
 
@@ -257,6 +289,10 @@ def roles_settings() -> RolesSettings:
 
 def stack_settings() -> StackSettings:
     return _resolve(StackSettings(), ("stack",))
+
+
+def metrics_settings() -> MetricsSettings:
+    return _resolve(MetricsSettings(), ("metrics",))
 
 
 CREDENTIALS_VARIABLE = "DESTINATION__POSTGRES__CREDENTIALS"
@@ -333,6 +369,27 @@ def writable_pipelines_dir(settings: LoaderSettings) -> Path:
         raise ConfigurationError(
             f"{name} '{where}' is not a writable folder ({error.strerror or error}): set "
             "LOADER__PIPELINES_DIR to a folder this user may write"
+        ) from None
+    return path
+
+
+def check_textfile(value: str) -> Path:
+    """METRICS__TEXTFILE: a *.prom file in a folder that exists and this user may write (the
+    file is written beside itself, then renamed over)."""
+    path = Path(value)
+    if path.suffix != ".prom":
+        raise ConfigurationError(
+            f"METRICS__TEXTFILE is {_quoted(value)}: node_exporter's textfile collector reads "
+            f"only *.prom files: set it to a path such as {TEXTFILE_EXAMPLE}"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        raise ConfigurationError(
+            f"METRICS__TEXTFILE is {_quoted(value)}, whose folder is not one this user may "
+            f"write ({error.strerror or error}): create it, or set a path such as "
+            f"{TEXTFILE_EXAMPLE}"
         ) from None
     return path
 

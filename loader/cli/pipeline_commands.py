@@ -82,11 +82,17 @@ def load(args: argparse.Namespace) -> None:
     from loader.ingest.load import run_load
     from loader.ingest.sqs import SqsQueue
     from loader.operations.reporting import reported
-    from loader.settings import loader_settings, postgres_credentials, writable_pipelines_dir
+    from loader.settings import (
+        loader_settings,
+        metrics_settings,
+        postgres_credentials,
+        writable_pipelines_dir,
+    )
 
     # every setting is checked before any work: a bad one fails at once, in one line
     sqs, settings, credentials = _sqs_settings(args), loader_settings(), postgres_credentials()
     writable_pipelines_dir(settings)
+    metrics_settings()  # used when the run ends: checked now
     with reported("load", credentials, SqsQueue(sqs)) as report:
         with report.step("load"):
             stats = run_load(sqs, settings, credentials, args.max_messages, True)
@@ -103,6 +109,7 @@ def run(args: argparse.Namespace) -> None:
     from loader.settings import (
         loader_settings,
         marts_schema,
+        metrics_settings,
         postgres_credentials,
         transform_settings,
         writable_pipelines_dir,
@@ -113,6 +120,7 @@ def run(args: argparse.Namespace) -> None:
     full_check = args.full_check or transform_settings().full_check
     marts_schema()  # dbt's profile reads DBT_SCHEMA itself
     writable_pipelines_dir(settings)
+    metrics_settings()  # used when the run ends: checked now
     with reported("run", credentials, SqsQueue(sqs)) as report:
         _run_steps(args, report, credentials, sqs, settings, full_check)
 

@@ -56,7 +56,8 @@ as $fn$
             from pg_catalog.jsonb_array_elements(value -> 'failed_nodes') as node
             where
                 pg_catalog.jsonb_typeof(node) <> 'string'
-                or node #>> '{}' !~ '^[A-Za-z0-9_.-]{1,512}$'
+                or node #>> '{}' !~ '^[A-Za-z0-9_.-]+$'
+                or pg_catalog.length(node #>> '{}') > 512
         )
 $fn$;
 
@@ -137,7 +138,7 @@ begin
         (run ->> 'queue_in_flight_after')::bigint,
         (run ->> 'oldest_age_seconds_after')::double precision,
         (run ->> 'oldest_received_age_seconds')::double precision,
-        pg_catalog.nullif(run -> 'dbt', 'null'::jsonb)
+        nullif(run -> 'dbt', 'null'::jsonb)
     );
 end
 $fn$;

@@ -84,7 +84,8 @@ def test_a_run_records_one_row_with_its_counts(pipeline: Pipeline, sample_lines:
     assert row["oldest_received_age_seconds"] is not None
     assert 0 <= row["oldest_received_age_seconds"] < 600
     dbt = row["dbt"]
-    assert dbt["success"] is True and dbt["failed_nodes"] == []
+    assert dbt["success"] is True
+    assert dbt["failed_nodes"] == []
     # the tests' builds run the full check: every model, its tests and the unit tests
     assert dbt["statuses"]["model"] == {"success": 3}
     assert dbt["statuses"]["test"] == {"pass": sum(dbt["statuses"]["test"].values())}
@@ -119,7 +120,8 @@ def test_a_failed_build_records_its_class_and_what_dbt_did(
     assert (row["status"], row["error_class"]) == ("failed", "TransformFailed")
     assert (row["received"], row["landed"], row["deleted"]) == (5, 5, 5)
     assert row["rows_added"] is None  # the build never finished
-    assert "build" in row["step_seconds"] and "freshness" not in row["step_seconds"]
+    assert "build" in row["step_seconds"]
+    assert "freshness" not in row["step_seconds"]
     dbt = row["dbt"]
     assert dbt["success"] is False
     assert dbt["failed_nodes"] == ["model.user_logins.user_logins"]
@@ -142,7 +144,8 @@ def test_the_loaders_load_records_its_row(pipeline: Pipeline, role_prefix: str) 
     )
     assert (row["received"], row["landed"], row["deleted"], row["left_in_queue"]) == (7, 7, 7, 0)
     assert set(row["step_seconds"]) == {"load"}
-    assert row["dbt"] is None and row["rows_added"] is None
+    assert row["dbt"] is None
+    assert row["rows_added"] is None
     assert row["oldest_received_age_seconds"] is not None
 
 

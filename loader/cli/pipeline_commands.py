@@ -118,6 +118,22 @@ def run(args: argparse.Namespace) -> None:
         _run_steps(args, report, credentials, sqs, settings, full_check)
 
 
+def status(args: argparse.Namespace) -> None:
+    from loader.ingest.sqs import SqsQueue
+    from loader.operations.status import status as take_status
+    from loader.settings import marts_schema, postgres_credentials, roles_settings, status_settings
+
+    credentials, sqs, marts = postgres_credentials(), _sqs_settings(args), marts_schema()
+    max_age = status_settings().max_age_minutes
+    owner = roles_settings().role("owner")
+    report = take_status(credentials, SqsQueue(sqs), marts, owner, max_age)
+    print("\n".join(report.lines))
+    problem = report.verdict()
+    if problem is not None:
+        raise problem
+    print("healthy")
+
+
 def _run_steps(
     args: argparse.Namespace,
     report: RunReport,

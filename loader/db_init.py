@@ -9,6 +9,7 @@ from loader import warehouse
 from loader.errors import ConfigurationError
 from loader.ingest import raw_table
 from loader.names import RAW_TABLE
+from loader.operations import history
 from loader.privacy import masking
 from loader.privacy.keys import configured_key, generate_key_file
 from loader.privacy.roles import ensure_owner_role
@@ -22,8 +23,9 @@ def init_database(
     raw: LoaderSettings | None = None,
     roles: RolesSettings | None = None,
 ) -> list[str]:
-    """pgcrypto, the pii schema and the HMAC key, given to the owner role, and with `raw`, an
-    existing raw table brought up to date. Returns what it did, for the user."""
+    """pgcrypto, the pii schema, the run history (ops) and the HMAC key, given to the owner
+    role, and with `raw`, an existing raw table brought up to date. Returns what it did, for
+    the user."""
     notes: list[str] = []
     with warehouse.connect(credentials) as conn:
         if not masking.may_manage_pii(conn):
@@ -33,6 +35,7 @@ def init_database(
             cursor.execute("begin")  # all of the setup, or none of it
             owner = ensure_owner_role(cursor, roles or roles_settings())
             masking.install_masking(conn, owner)
+            history.install(conn, owner)
             cursor.execute("commit")
         status = masking.install_hmac_key(conn, configured_key(pii))
         if status == "missing":

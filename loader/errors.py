@@ -27,6 +27,13 @@ class TransformFailed(PipelineError):
     exit_code = 6
 
 
+class DataStale(PipelineError):
+    """The data is older than its threshold: dbt source freshness's error_after, or
+    `logins status`'s STATUS__MAX_AGE_MINUTES."""
+
+    exit_code = 8
+
+
 class Interrupted(PipelineError):
     """Ctrl-C (SIGINT): the run stopped, what it held was handed back. 130 = 128 + SIGINT,
     as shells report it."""

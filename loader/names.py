@@ -17,12 +17,14 @@ STAGING_SCHEMA = "staging"
 MARTS_SCHEMA = "public"
 PII_SCHEMA = "pii"
 PIPELINE_LIB_SCHEMA = "pipeline_lib"
+OPS_SCHEMA = "ops"  # the run history (loader/operations/sql/ops_setup.sql)
 
 RAW_TABLE = "login_messages"  # the dlt resource's table
 DLT_LOADS = "_dlt_loads"  # dlt's record of committed loads
 STAGING = "stg_sqs__login_events"
 REJECTS = "stg_sqs__login_event_rejects"
 USER_LOGINS = "user_logins"
+PIPELINE_RUNS = "pipeline_runs"  # one row per `logins load` or `logins run`
 
 # the mart's masked column for each kind of PII
 KINDS = {"ip": "masked_ip", "device_id": "masked_device_id"}

@@ -214,11 +214,11 @@ class RolesSettings(BaseConfiguration):
 
     # Roles are cluster-wide: the prefix keeps several pipelines (or test databases) on one
     # server apart. Names are <prefix>loader, <prefix>transformer, <prefix>analyst,
-    # <prefix>pii_admin.
+    # <prefix>pii_admin, <prefix>operator.
     prefix: str = "logins_"
 
     def role(self, name: str) -> str:
-        """A pipeline role's name: loader, transformer, analyst, pii_admin or owner."""
+        """A pipeline role's name: loader, transformer, analyst, pii_admin, operator or owner."""
         return f"{self.prefix}{name}"
 
     def on_resolved(self) -> None:
@@ -228,6 +228,18 @@ class RolesSettings(BaseConfiguration):
                 f"ROLES__PREFIX is '{self.prefix}': use lower-case letters, digits and _, not "
                 "starting with a digit, at most 52"
             )
+
+
+@configspec
+class StatusSettings(BaseConfiguration):
+    """`[status]`: when `logins status` calls the data stale."""
+
+    # Newest row in user_logins older than this (by its load time): exit 8. The default is
+    # dbt source freshness's warning threshold (a day without a new message).
+    max_age_minutes: float = 24 * 60
+
+    def on_resolved(self) -> None:
+        check_range("STATUS__MAX_AGE_MINUTES", self.max_age_minutes, 1, unit="minutes")
 
 
 @configspec
@@ -285,6 +297,10 @@ def pii_settings() -> PiiSettings:
 
 def roles_settings() -> RolesSettings:
     return _resolve(RolesSettings(), ("roles",))
+
+
+def status_settings() -> StatusSettings:
+    return _resolve(StatusSettings(), ("status",))
 
 
 def stack_settings() -> StackSettings:

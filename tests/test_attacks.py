@@ -38,6 +38,7 @@ class Cast:
     analyst: str
     admin: str
     owner: str
+    operator: str  # reads the run history and the marts (`logins status`)
 
     @property
     def logins(self) -> list[str]:
@@ -50,7 +51,10 @@ class Cast:
 
 def cast_for(prefix: str) -> Cast:
     return Cast(
-        *(f"{prefix}{n}" for n in ("loader", "transformer", "analyst", "pii_admin", "owner"))
+        *(
+            f"{prefix}{n}"
+            for n in ("loader", "transformer", "analyst", "pii_admin", "owner", "operator")
+        )
     )
 
 
@@ -942,6 +946,7 @@ COMMANDS = {
     "pii remask": ("admin", ["pii", "remask"], False),
     "db init": ("superuser", ["db", "init"], False),
     "roles apply": ("superuser", ["roles", "apply"], False),
+    "status": ("operator", ["status"], False),
 }
 
 

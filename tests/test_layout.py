@@ -22,7 +22,7 @@ MAY_IMPORT = {
     "ingest": {"warehouse"},
     "transform": {"warehouse", "ingest"},
     "devstack": {"warehouse", "ingest"},
-    "db_init": {"warehouse", "ingest", "privacy"},
+    "db_init": {"warehouse", "ingest", "privacy", "operations"},
     "operations": {"warehouse", "ingest", "transform"},
 }
 

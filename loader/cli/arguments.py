@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="also run dbt's whole-table checks and unit tests (TRANSFORM__FULL_CHECK)",
             )
+    status = commands.add_parser(
+        "status", help="queue, last runs, freshness, rejects; exit 0 only when healthy"
+    )
+    _add_sqs_protocol(status)
+    status.set_defaults(handler=pipeline_commands.status)
     return parser
 
 

@@ -67,7 +67,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     roles = commands.add_parser("roles", help="database roles with least privilege")
     roles_commands = roles.add_subparsers(dest="roles_command", required=True, metavar="COMMAND")
     apply = roles_commands.add_parser(
-        "apply", help="create or update loader, transformer, analyst, pii_admin (idempotent)"
+        "apply",
+        help="create or update loader, transformer, analyst, pii_admin, operator (idempotent)",
     )
     apply.set_defaults(handler=pii_commands.roles_apply)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -125,6 +126,22 @@ def run(args: argparse.Namespace) -> None:
         _run_steps(args, report, credentials, sqs, settings, full_check)
 
 
+def status(args: argparse.Namespace) -> None:
+    from loader.ingest.sqs import SqsQueue
+    from loader.operations.status import status as take_status
+    from loader.settings import marts_schema, postgres_credentials, roles_settings, status_settings
+
+    credentials, sqs, marts = postgres_credentials(), _sqs_settings(args), marts_schema()
+    max_age = status_settings().max_age_minutes
+    owner = roles_settings().role("owner")
+    report = take_status(credentials, SqsQueue(sqs), marts, owner, max_age)
+    print("\n".join(report.lines))
+    problem = report.verdict()
+    if problem is not None:
+        raise problem
+    print("healthy")
+
+
 def _run_steps(
     args: argparse.Namespace,
     report: RunReport,
@@ -136,6 +153,7 @@ def _run_steps(
     """`logins run`'s steps, each timed in `report`: set-up, load, build, roles, retention."""
     from loader.cli.pii_commands import schemas
     from loader.ingest.load import run_load
+    from loader.operations.dbt_results import dbt_summary
     from loader.privacy import erasure, roles
     from loader.settings import pii_settings, roles_settings
     from loader.transform import summary
@@ -149,7 +167,14 @@ def _run_steps(
     report.received, report.landed, report.deleted = stats.received, stats.landed, stats.deleted
     before = summary.outcomes(credentials)
     with report.step("build"):
-        dbt_build(credentials, full_check=full_check)
+        started = time.monotonic()
+        dbt_build(
+            credentials,
+            full_check=full_check,
+            on_result=lambda result: setattr(
+                report, "dbt", dbt_summary(result, time.monotonic() - started)
+            ),
+        )
     after = summary.outcomes(credentials)
     report.rows_added = after.user_logins - before.user_logins
     report.user_logins_rows = after.user_logins
@@ -166,11 +191,43 @@ def _run_steps(
     with report.step("roles"):
         if roles.reapply_after_build(credentials, roles_settings(), schemas()):
             print("  roles                tables given to the pipeline's roles, grants applied")
+    with report.step("freshness"):
+        _check_freshness(credentials, settings)
     retention = pii_settings().purge_raw_older_than
     if retention:
         with report.step("purge_raw"):
             erased = erasure.purge_raw(credentials, schemas(), retention)
         print(f"  raw bodies erased    {erased}  (processed, older than {retention})")
+
+
+def _check_freshness(credentials: PostgresCredentials, settings: LoaderSettings) -> None:
+    """`dbt source freshness` on raw: a line in the summary; past its error threshold, exit 8."""
+    from loader import warehouse
+    from loader.errors import DataStale, TransformFailed
+    from loader.names import DLT_LOADS
+    from loader.transform.dbt_build import source_freshness
+
+    with warehouse.connect(credentials) as conn:
+        if not warehouse.table_exists(conn, settings.dataset_name, DLT_LOADS):
+            print("  source freshness     not checked: nothing has landed yet")
+            return
+    checked = source_freshness(credentials)
+    for outcome in checked:
+        age = f"{outcome.age_seconds / 3600:.1f} h" if outcome.age_seconds is not None else "?"
+        print(f"  source freshness     {outcome.status}: {outcome.source}, newest load {age} ago")
+    broken = [outcome.source for outcome in checked if outcome.status == "runtime error"]
+    if broken:
+        raise TransformFailed(
+            f"dbt source freshness could not check {', '.join(broken)} (the errors are above "
+            "and in logs/dbt.log)"
+        )
+    stale = [outcome for outcome in checked if outcome.status == "error"]
+    if stale:
+        raise DataStale(
+            f"dbt source freshness: {', '.join(f'{o.source} {o.status}' for o in stale)}: no new "
+            "load in raw within its error threshold (_sqs__sources.yml); check that loads run "
+            "and that messages reach the queue"
+        )
 
 
 def _init_database(

@@ -228,3 +228,8 @@ def _credentials(settings: SqsSettings) -> dict[str, str]:
 def chunked(items: Sequence[str], size: int = MAX_BATCH) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def credentials_for(settings: SqsSettings) -> dict[str, str]:
+    """The AWS credentials the SQS client uses, for another AWS client (CloudWatch)."""
+    return _credentials(settings)

@@ -48,16 +48,41 @@ def reported(
     finally:
         report.ended_at = datetime.now(UTC)
         report.queue_after = queue_state(queue)
+        if report.landed:
+            report.oldest_received_age_seconds = _oldest_received_age(credentials, report, say)
         publish(report, credentials, say)
 
 
 def queue_state(queue: SqsQueue) -> QueueState | None:
-    """The queue's depth now, or None where SQS does not answer (the run's own error says why)."""
+    """The queue's depth now, or None where SQS does not answer (the run's own error says why);
+    the oldest message's age where CloudWatch gives it (loader/operations/queue_age.py)."""
+    from loader.operations.queue_age import cloudwatch_oldest_age
+
     try:
         counts = queue.approximate_counts()
     except PipelineError:
         return None
-    return QueueState(visible=counts["visible"], in_flight=counts["in_flight"])
+    return QueueState(
+        visible=counts["visible"],
+        in_flight=counts["in_flight"],
+        oldest_age_seconds=cloudwatch_oldest_age(queue.settings),
+    )
+
+
+def _oldest_received_age(
+    credentials: PostgresCredentials, report: RunReport, say: _Say
+) -> float | None:
+    from loader.operations.queue_age import oldest_received_age
+    from loader.settings import loader_settings, roles_settings
+
+    try:
+        raw, owner = loader_settings().dataset_name, roles_settings().role("owner")
+        return oldest_received_age(credentials, raw, report.started_at, owner)
+    except Exception as error:
+        say(
+            f"note: oldest message age not measured for run {report.run_id}: {type(error).__name__}"
+        )
+        return None
 
 
 def publish(report: RunReport, credentials: PostgresCredentials, say: _Say) -> None:

@@ -49,6 +49,8 @@ class RunReport:
     step_seconds: dict[str, float] = field(default_factory=dict)
     queue_before: QueueState | None = None
     queue_after: QueueState | None = None
+    # the oldest message this run landed: its age when received (sent_at to received_at)
+    oldest_received_age_seconds: float | None = None
     dbt: DbtSummary | None = None
 
     @property

@@ -11,6 +11,9 @@
   pii_admin    recovery, erasure, retention and rotation, through pii's audited functions.
                NOINHERIT member of loader and transformer: it becomes them only to VACUUM
                what it erased (only a table's owner may)
+  operator     `logins status`: reads the run history (ops.pipeline_runs) and what the
+               analyst reads (a member of it), nothing with a body in it; the loader and the
+               transformer write their runs only through ops.record_run()
 
 transformer and pii_admin bypass row-level security (BYPASSRLS), so no policy a table's owner
 adds runs with their rights; the CLI also refuses tables that carry such code
@@ -54,6 +57,7 @@ class Roles:
     analyst: str
     pii_admin: str
     owner: str
+    operator: str
 
     @classmethod
     def named(cls, settings: RolesSettings) -> Roles:
@@ -61,7 +65,7 @@ class Roles:
 
     def all(self) -> list[str]:
         """The roles people and jobs log in as (the owner role never logs in)."""
-        return [self.loader, self.transformer, self.analyst, self.pii_admin]
+        return [self.loader, self.transformer, self.analyst, self.pii_admin, self.operator]
 
 
 def apply(credentials: PostgresCredentials, settings: RolesSettings, schemas: Schemas) -> list[str]:
@@ -143,6 +147,7 @@ def _set_attributes(cursor: Cursor, roles: Roles) -> list[str]:
         alter(role, "login nosuperuser nocreatedb nocreaterole noreplication")
     alter(roles.loader, "nobypassrls")
     alter(roles.analyst, "nobypassrls")
+    alter(roles.operator, "nobypassrls")
     alter(roles.pii_admin, "noinherit")
     notes = []
     cursor.execute("select rolsuper from pg_catalog.pg_roles where rolname = current_user")
@@ -165,6 +170,7 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
         "analyst": roles.analyst,
         "admin": roles.pii_admin,
         "owner": roles.owner,
+        "operator": roles.operator,
         "raw": schemas.raw,
         "staging": schemas.staging,
         "marts": schemas.marts,
@@ -175,6 +181,7 @@ def _apply_grants(cursor: Cursor, roles: Roles, schemas: Schemas) -> None:
     _grant_raw(run, cursor, schemas, roles)
     _grant_dbt_schemas(run, cursor, schemas, roles)
     _grant_pii(run)
+    _grant_ops(run, cursor)
 
 
 class _Grants:
@@ -272,6 +279,19 @@ def _grant_pii(run: _Grants) -> None:
         run(f"revoke all on pii.{table} from {{transformer}}, {{admin}}")
     run("revoke all on pii.recovery_keys from {transformer}")
     run("grant select on pii.audit_log to {admin}")
+
+
+def _grant_ops(run: _Grants, cursor: Cursor) -> None:
+    # the run history: each pipeline role records its runs through the definer function
+    # (values in, insert only); the operator reads it, and what the analyst reads (freshness)
+    run("grant {analyst} to {operator}")
+    cursor.execute("select to_regnamespace('ops') is not null")
+    if not cursor.fetchone()[0]:  # `db init` not run since the history came
+        return
+    run("grant usage on schema ops to {loader}, {transformer}, {operator}")
+    run("revoke all on ops.pipeline_runs from {loader}, {transformer}, {analyst}, {admin}")
+    run("grant select on ops.pipeline_runs to {operator}")
+    run("grant execute on function ops.record_run(jsonb) to {loader}, {transformer}")
 
 
 def pii_callers(cursor: Cursor) -> dict[str, list[str]]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
@@ -25,9 +27,56 @@ def dbt_build(
     credentials: PostgresCredentials,
     extra_args: list[str] | None = None,
     full_check: bool = False,
+    on_result: Callable[[Any], None] | None = None,
 ) -> None:
     """The default selector (selectors.yml) builds every model with the checks that grow with
-    new data only; `full_check` adds the whole-table checks and unit tests."""
+    new data only; `full_check` adds the whole-table checks and unit tests. `on_result` is
+    handed dbt's result (a dbtRunnerResult) before a failure is raised, so what dbt did is
+    known either way."""
+    selector = ["--selector", "full_check"] if full_check else []
+    result = _invoke(credentials, ["build"], [*selector, *(extra_args or [])])
+    if on_result is not None:
+        on_result(result)
+    if not result.success:
+        reason = f": {result.exception}" if result.exception else ""
+        raise TransformFailed(
+            f"dbt build failed{reason} (the errors are above and in logs/dbt.log); the loaded "
+            "messages are safe in raw and the next build picks them up"
+        )
+
+
+@dataclass
+class SourceFreshness:
+    """One source table's `dbt source freshness` outcome."""
+
+    source: str  # e.g. sqs._dlt_loads
+    status: str  # pass, warn, error or runtime error (dbt's)
+    age_seconds: float | None  # since its newest load; None where dbt could not tell
+
+
+def source_freshness(credentials: PostgresCredentials) -> list[SourceFreshness]:
+    """`dbt source freshness` with the default selector (the raw source, selectors.yml), on
+    its turn as builds take it; each checked source and its status."""
+    result = _invoke(credentials, ["source", "freshness"], [])
+    outcomes = getattr(result.result, "results", None) or []
+    if not outcomes and not result.success:
+        reason = f": {type(result.exception).__name__}" if result.exception else ""
+        raise TransformFailed(
+            f"dbt source freshness failed{reason} (the errors are above and in logs/dbt.log)"
+        )
+    return [
+        SourceFreshness(
+            source=".".join(outcome.node.unique_id.split(".")[-2:]),
+            status=str(getattr(outcome.status, "value", outcome.status)),
+            age_seconds=getattr(outcome, "age", None),
+        )
+        for outcome in outcomes
+    ]
+
+
+def _invoke(credentials: PostgresCredentials, command: list[str], options: list[str]) -> Any:
+    """dbt, in-process, pointed where the loader points, holding the build lock (its hooks
+    replace functions) so that its hooks see the turn is theirs."""
     from dbt.cli.main import dbtRunner  # dbt is slow to import; only `run` needs it
 
     environment = libpq_environment(credentials)
@@ -35,29 +84,14 @@ def dbt_build(
     environment["DBT_ENV_SECRET_PGPASSWORD"] = environment["PGPASSWORD"]
     os.environ.update(environment)
     root = str(project_root())
-    selector = ["--selector", "full_check"] if full_check else []
     with build_lock(credentials) as holder:
         os.environ[LOCK_HOLDER_VARIABLE] = str(holder)
         try:
-            result = dbtRunner().invoke(
-                [
-                    "build",
-                    "--project-dir",
-                    root,
-                    "--profiles-dir",
-                    root,
-                    *selector,
-                    *(extra_args or []),
-                ]
+            return dbtRunner().invoke(
+                [*command, "--project-dir", root, "--profiles-dir", root, *options]
             )
         finally:
             del os.environ[LOCK_HOLDER_VARIABLE]
-    if not result.success:
-        reason = f": {result.exception}" if result.exception else ""
-        raise TransformFailed(
-            f"dbt build failed{reason} (the errors are above and in logs/dbt.log); the loaded "
-            "messages are safe in raw and the next build picks them up"
-        )
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
-from loader import warehouse
+from loader import logs, warehouse
 from loader.errors import TransformFailed
 from loader.paths import project_root
 from loader.settings import libpq_environment
@@ -47,6 +47,7 @@ def dbt_build(
                     "--profiles-dir",
                     root,
                     *selector,
+                    *(["--log-format", "json"] if logs.current_format() == logs.JSON else []),
                     *(extra_args or []),
                 ]
             )

@@ -32,7 +32,8 @@ import dlt
 from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
-from loader import logs, progress, warehouse
+from loader import logs, warehouse
+from loader import progress as live_progress
 from loader.errors import Interrupted, LoadFailed, SqsUnavailable
 from loader.faults import crash_point
 from loader.ingest import dlt_settings, raw_table
@@ -113,7 +114,7 @@ def run_load(
         pipeline = _private_pipeline(settings, credentials, name)
         with (
             _long_lived_objects_frozen(),
-            _live_progress(sqs, waiting["visible"], max_messages, progress) as live,
+            _progress_line(sqs, waiting["visible"], max_messages, progress) as live,
         ):
             return _drain(
                 pipeline, sqs, sqs_settings, settings, credentials, max_messages, say, live
@@ -121,9 +122,9 @@ def run_load(
 
 
 @contextmanager
-def _live_progress(
+def _progress_line(
     sqs: SqsQueue, visible: int, max_messages: int | None, enabled: bool
-) -> Iterator[progress.LoadProgress]:
+) -> Iterator[live_progress.LoadProgress]:
     """The load's live line on a terminal (a no-op elsewhere)."""
 
     def depth() -> tuple[int, int] | None:
@@ -134,8 +135,8 @@ def _live_progress(
         return counts["visible"], counts["in_flight"]
 
     with (
-        progress.bar("received", visible) if enabled else nullcontext() as shown,
-        progress.LoadProgress(shown, depth, visible, max_messages) as live,
+        live_progress.bar("received", visible) if enabled else nullcontext() as shown,
+        live_progress.LoadProgress(shown, depth, visible, max_messages) as live,
     ):
         yield live
 
@@ -256,7 +257,7 @@ def _drain(
     credentials: PostgresCredentials,
     max_messages: int | None,
     say: _Say,
-    live: progress.LoadProgress,
+    live: live_progress.LoadProgress,
 ) -> LoadStats:
     started = time.monotonic()
     stats = LoadStats()

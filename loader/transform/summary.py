@@ -67,13 +67,14 @@ def _outcomes_of_loads(
     ).format(raw=schemas.raw_messages)
     with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
         logins = codes = None
-        if warehouse.table_exists(conn, schemas.marts, USER_LOGINS):
+        # before the first build the exercise's pre-created user_logins has no message_id
+        if warehouse.column_exists(conn, schemas.marts, USER_LOGINS, "message_id"):
             cursor.execute(
                 sql.SQL("select count(*) from {} where {}").format(schemas.user_logins, of_loads),
                 {"ids": load_ids},
             )
             logins = cursor.fetchone()
-        if warehouse.table_exists(conn, schemas.staging, REJECTS):
+        if warehouse.column_exists(conn, schemas.staging, REJECTS, "message_id"):
             cursor.execute(
                 sql.SQL(
                     "select reject_code, count(*) from {} where {} group by 1 order by 2 desc"

@@ -10,11 +10,11 @@ chunking); only the SQS ids and receipt are made up. The benchmark itself drains
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import uuid
 from datetime import UTC, datetime
 
-from loader import logs
 from loader.devstack import synthetic
 from loader.ingest.batches import ReceivedBatch
 from loader.ingest.load import land_batches
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         fake_batches(min(settings.chunk_size, args.count - first), args.seed + first)
         for first in sizes
     )
-    land_batches(settings, postgres_credentials(), loads, logs.printer(None), name="bench_land")
+    say = functools.partial(print, file=sys.stderr)
+    land_batches(settings, postgres_credentials(), loads, say, name="bench_land")
     return 0
 
 

@@ -22,7 +22,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import chain
@@ -58,6 +58,7 @@ from loader.warehouse.attached_code import refuse_foreign_code
 FILE_FORMAT = "csv"  # dlt's Postgres COPY path
 
 _Say = logs.Say
+_SayText = Callable[[str], None]  # what the public functions take: any printer of lines
 
 
 @dataclass
@@ -145,12 +146,13 @@ def land_batches(
     settings: LoaderSettings,
     credentials: PostgresCredentials,
     loads: Iterable[Iterable[ReceivedBatch]],
-    say: _Say,
+    say: _SayText,
     name: str = "land",
 ) -> int:
     """Lands already received batches into raw without SQS, one dlt load per item of `loads`,
     as `logins load` does (raw's indexes and statistics included): for benchmarks and
     backfills. Returns the messages landed."""
+    say = _lines_only(say)
     pipeline = make_pipeline(settings, credentials, name)
     landed = 0
     started = time.monotonic()
@@ -166,7 +168,7 @@ def land_batches(
 
 
 def settle_pending_packages(
-    settings: LoaderSettings, credentials: PostgresCredentials, queue_url: str, say: _Say
+    settings: LoaderSettings, credentials: PostgresCredentials, queue_url: str, say: _SayText
 ) -> int:
     """Finish (or, if they cannot be, drop) the load packages crashed loaders of this pipeline
     (this destination and `queue_url`) left on disk, in every slot no running loader holds,
@@ -175,6 +177,7 @@ def settle_pending_packages(
     erases, except one a running loader holds (said through `say`).
 
     A dropped package loses nothing: its messages were never deleted from SQS."""
+    say = _lines_only(say)
     warehouse.check(credentials)  # a refusal must not read as a package at fault
     pipelines_dir = _pipelines_dir(settings)
     base_name = slot_base_name(settings.pipeline_name, credentials, queue_url)
@@ -556,6 +559,15 @@ def _hide_bodies_from_dlt_log() -> None:
         if _WITHOUT_DATA not in target.filters:
             target.addFilter(_WITHOUT_DATA)
     logs.adopt(log)  # in json log format, dlt's lines are our events too
+
+
+def _lines_only(say: _SayText) -> _Say:
+    """A caller's printer of lines, given only the text of each."""
+
+    def text_only(text: str, /, **_: object) -> None:
+        say(text)
+
+    return text_only
 
 
 def _printer(enabled: bool) -> _Say:

@@ -4,8 +4,10 @@ in `pipeline_commands` and `pii_commands`."""
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 from typing import NoReturn
 
+from loader import logs
 from loader.cli import pipeline_commands
 from loader.cli.pii_arguments import add_commands as add_pii_commands
 
@@ -25,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
     not the usage text too. Subcommands' parsers are of this class as well."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+        logs.error("ArgumentError", f"{self.prog}: {message} (see `{self.prog} --help`)")
+        self.exit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="logins",
         description="User-login ELT: SQS -> dlt -> Postgres raw -> dbt -> masked user_logins.",
         epilog="Configuration: environment variables, see docs/operations.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=None,
+        help="human (default) or json: one event per line on stderr (default: LOG_FORMAT)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -93,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sqs_protocol(status)
     status.set_defaults(handler=pipeline_commands.status)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("user-logins-pipeline")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def _whole(text: str) -> int:

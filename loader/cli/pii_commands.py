@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from loader import logs
 from loader.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -136,14 +137,16 @@ def _settle_pending_loads() -> None:
     from loader.ingest.load import settle_pending_packages
     from loader.settings import loader_settings, postgres_credentials, sqs_settings
 
-    def say(line: str) -> None:
-        print(f"[forget] {line}", file=sys.stderr, flush=True)
-
+    say = logs.printer("forget")
     finished = settle_pending_packages(
         loader_settings(), postgres_credentials(), sqs_settings().queue_url, say
     )
     if finished:
-        say(f"finished {finished} load package(s) left on disk before erasing")
+        say(
+            f"finished {finished} load package(s) left on disk before erasing",
+            event="pending_packages",
+            packages=finished,
+        )
 
 
 def seal_missing(args: argparse.Namespace) -> None:

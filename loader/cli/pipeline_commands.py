@@ -5,11 +5,12 @@ so `logins --help` starts fast."""
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from loader import logs
 from loader.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -26,18 +27,23 @@ def up(args: argparse.Namespace) -> None:
     from loader.warehouse.connection import describe_postgres
 
     credentials, sqs = postgres_credentials(), _sqs_settings(args)
-    print(f"Postgres {describe_postgres(credentials)}: {stack.ensure_postgres(credentials)}")
+    how = stack.ensure_postgres(credentials)
+    logs.result("up.postgres", f"Postgres {describe_postgres(credentials)}: {how}")
     how = stack.ensure_sqs(sqs)
     waiting = SqsQueue(sqs).approximate_counts()["visible"]
-    print(f"SQS {mask_url(sqs.queue_url)}: {how}, {waiting:,} messages waiting")
+    logs.result(
+        "up.sqs",
+        f"SQS {mask_url(sqs.queue_url)}: {how}, {waiting:,} messages waiting",
+        waiting=waiting,
+    )
     for note in _init_database(credentials, pii_settings(), generate_key=True):
-        print(note)
+        logs.result("up.database", note)
     from loader.cli.pii_commands import schemas
     from loader.privacy import roles
     from loader.settings import roles_settings
 
     for line in roles.apply(credentials, roles_settings(), schemas()):
-        print(line)
+        logs.result("up.roles", line)
 
 
 def down(args: argparse.Namespace) -> None:
@@ -48,7 +54,11 @@ def down(args: argparse.Namespace) -> None:
         for name, stop in (("SQS emulator", stack.stop_sqs), ("Postgres", stack.stop_postgres))
         if stop()
     ]
-    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing that `logins up` started runs")
+    logs.result(
+        "down",
+        f"stopped: {', '.join(stopped)}" if stopped else "nothing that `logins up` started runs",
+        stopped=stopped,
+    )
 
 
 def db_init(args: argparse.Namespace) -> None:
@@ -58,8 +68,8 @@ def db_init(args: argparse.Namespace) -> None:
         postgres_credentials(), pii_settings(), args.generate_key, raw=loader_settings()
     )
     for note in notes:
-        print(note)
-    print("database ready")
+        logs.result("db_init.note", note)
+    logs.result("db_init.done", "database ready")
 
 
 def seed(args: argparse.Namespace) -> None:
@@ -71,10 +81,16 @@ def seed(args: argparse.Namespace) -> None:
         bodies = seed.file_bodies(Path(args.file), stats.skipped)
     else:
         bodies = synthetic.bodies(args.count, args.seed, args.malformed_share)
-    sent = seed.send_all(SqsQueue(_sqs_settings(args)), bodies)
+    total = None if args.file else args.count
+    sent = seed.send_all(SqsQueue(_sqs_settings(args)), bodies, total=total)
     for line in stats.skipped + sent.refused:
-        print(f"not sent: {line}", file=sys.stderr)
-    print(f"sent {sent.sent:,} messages")
+        logs.say("seed.not_sent", f"not sent: {line}", level=logging.WARNING)
+    logs.result(
+        "seed.done",
+        f"sent {sent.sent:,} messages",
+        sent=sent.sent,
+        not_sent=len(stats.skipped) + len(sent.refused),
+    )
     if stats.skipped or sent.refused:
         raise PipelineError(f"{len(stats.skipped) + len(sent.refused)} message(s) were not sent")
 
@@ -98,9 +114,16 @@ def load(args: argparse.Namespace) -> None:
         with report.step("load"):
             stats = run_load(sqs, settings, credentials, args.max_messages, True)
         report.received, report.landed, report.deleted = stats.received, stats.landed, stats.deleted
-    print(
+    logs.result(
+        "load.summary",
         f"received {stats.received:,}, landed {stats.landed:,}, deleted {stats.deleted:,} "
-        f"in {stats.seconds:.1f} s"
+        f"in {stats.seconds:.1f} s",
+        received=stats.received,
+        landed=stats.landed,
+        deleted=stats.deleted,
+        chunks=stats.chunks,
+        seconds=round(stats.seconds, 3),
+        queue_visible_after=report.left,
     )
 
 
@@ -161,11 +184,12 @@ def _run_steps(
 
     with report.step("setup"):
         for note in _init_database(credentials, pii_settings()):
-            print(note)
+            logs.result("run.setup", note)
     with report.step("load"):
         stats = run_load(sqs, settings, credentials, args.max_messages, True)
     report.received, report.landed, report.deleted = stats.received, stats.landed, stats.deleted
-    before = summary.outcomes(credentials)
+    # this run's messages, as far as an earlier build had processed them (redeliveries)
+    before = summary.outcomes(credentials, stats.load_ids, settings.dataset_name)
     with report.step("build"):
         started = time.monotonic()
         dbt_build(
@@ -175,29 +199,45 @@ def _run_steps(
                 report, "dbt", dbt_summary(result, time.monotonic() - started)
             ),
         )
+    added = summary.this_run(
+        before, summary.outcomes(credentials, stats.load_ids, settings.dataset_name)
+    )
     after = summary.outcomes(credentials)
-    report.rows_added = after.user_logins - before.user_logins
+    report.rows_added, report.rejects_by_code = added.user_logins, added.reject_codes
     report.user_logins_rows = after.user_logins
-    report.rejects_by_code = {
-        code: count - before.reject_codes.get(code, 0)
-        for code, count in after.reject_codes.items()
-        if count > before.reject_codes.get(code, 0)
-    }
-    print(
-        summary.render(
-            stats, before, after, report.step_seconds["load"], report.step_seconds["build"]
-        )
+    load_seconds, build_seconds = report.step_seconds["load"], report.step_seconds["build"]
+    logs.result(
+        "run.summary",
+        summary.render(stats, added, after, load_seconds, build_seconds),
+        message="logins run: done",
+        received=stats.received,
+        landed=stats.landed,
+        deleted=stats.deleted,
+        rejected=added.rejects,
+        rejects_by_code=added.reject_codes,
+        rows_added=added.user_logins,
+        user_logins_rows=after.user_logins,
+        rejects_in_all=after.rejects,
+        load_seconds=round(load_seconds, 3),
+        build_seconds=round(build_seconds, 3),
     )
     with report.step("roles"):
         if roles.reapply_after_build(credentials, roles_settings(), schemas()):
-            print("  roles                tables given to the pipeline's roles, grants applied")
+            logs.result(
+                "run.roles",
+                "  roles                tables given to the pipeline's roles, grants applied",
+            )
     with report.step("freshness"):
         _check_freshness(credentials, settings)
     retention = pii_settings().purge_raw_older_than
     if retention:
         with report.step("purge_raw"):
             erased = erasure.purge_raw(credentials, schemas(), retention)
-        print(f"  raw bodies erased    {erased}  (processed, older than {retention})")
+        logs.result(
+            "run.purge_raw",
+            f"  raw bodies erased    {erased}  (processed, older than {retention})",
+            erased=erased,
+        )
 
 
 def _check_freshness(credentials: PostgresCredentials, settings: LoaderSettings) -> None:
@@ -209,12 +249,22 @@ def _check_freshness(credentials: PostgresCredentials, settings: LoaderSettings)
 
     with warehouse.connect(credentials) as conn:
         if not warehouse.table_exists(conn, settings.dataset_name, DLT_LOADS):
-            print("  source freshness     not checked: nothing has landed yet")
+            logs.result(
+                "run.freshness",
+                "  source freshness     not checked: nothing has landed yet",
+                status="not_checked",
+            )
             return
     checked = source_freshness(credentials)
     for outcome in checked:
         age = f"{outcome.age_seconds / 3600:.1f} h" if outcome.age_seconds is not None else "?"
-        print(f"  source freshness     {outcome.status}: {outcome.source}, newest load {age} ago")
+        logs.result(
+            "run.freshness",
+            f"  source freshness     {outcome.status}: {outcome.source}, newest load {age} ago",
+            source=outcome.source,
+            status=outcome.status,
+            age_seconds=outcome.age_seconds,
+        )
     broken = [outcome.source for outcome in checked if outcome.status == "runtime error"]
     if broken:
         raise TransformFailed(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+from loader import logs
+from loader import progress as live
 from loader.errors import ConfigurationError
 from loader.ingest.sqs import MAX_BATCH, MAX_BODY_BYTES, SqsQueue
 
@@ -40,12 +41,21 @@ def file_bodies(path: Path, skipped: list[str]) -> Iterator[str]:
 
 
 def send_all(
-    sqs: SqsQueue, bodies: Iterable[str], threads: int = 4, progress: bool = True
+    sqs: SqsQueue,
+    bodies: Iterable[str],
+    threads: int = 4,
+    progress: bool = True,
+    total: int | None = None,
 ) -> SeedStats:
+    """Sends `bodies`; with `progress`, a bar on a terminal, else a line each tenth of
+    `total` (each 1,000 messages when the total is unknown)."""
     stats = SeedStats()
-    started = time.monotonic()
     iterator = iter(bodies)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    with (
+        ThreadPoolExecutor(max_workers=threads) as pool,
+        live.bar("sent", total) if progress else nullcontext() as shown,
+    ):
+        shown_progress = live.CountProgress(shown, logs.printer("seed", progress), total)
         while True:
             # a bounded window of batches in flight, so a large --count streams
             window = [list(batch) for batch in _batches(iterator, threads * 4)]
@@ -54,9 +64,7 @@ def send_all(
             for batch, failures in zip(window, pool.map(sqs.send, window), strict=True):
                 stats.sent += len(batch) - len(failures)
                 stats.refused.extend(f"{f.code}: {f.message}" for f in failures)
-            if progress and stats.sent % 10_000 < MAX_BATCH * threads * 4:
-                rate = stats.sent / max(time.monotonic() - started, 1e-9)
-                print(f"[seed] sent {stats.sent:,} ({rate:,.0f} msg/s)", file=sys.stderr)
+            shown_progress.update(stats.sent)
     return stats
 
 

@@ -24,6 +24,7 @@ class Deleter:
         self._work: queue.SimpleQueue[Sequence[str] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self.failed = 0  # messages SQS did not delete (they are delivered again)
+        self.deleted = 0  # and those it did, so far (for the live progress line)
         self.errors: list[str] = []
         self._threads = [
             threading.Thread(target=self._delete_until_finished, name=f"deleter-{n}")
@@ -58,8 +59,9 @@ class Deleter:
                 error = None
             except Exception as caught:  # counted, never lost: the messages come back
                 failed, error = len(part), str(caught) or type(caught).__name__
-            if failed:
-                with self._lock:
+            with self._lock:
+                self.deleted += len(part) - failed
+                if failed:
                     self.failed += failed
                     if error and len(self.errors) < 10:
                         self.errors.append(error)

@@ -21,10 +21,9 @@ import logging
 import re
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -33,7 +32,8 @@ import dlt
 from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
-from loader import warehouse
+from loader import logs, warehouse
+from loader import progress as live_progress
 from loader.errors import Interrupted, LoadFailed, SqsUnavailable
 from loader.faults import crash_point
 from loader.ingest import dlt_settings, raw_table
@@ -57,7 +57,8 @@ from loader.warehouse.attached_code import refuse_foreign_code
 
 FILE_FORMAT = "csv"  # dlt's Postgres COPY path
 
-_Say = Callable[[str], None]
+_Say = logs.Say
+_SayText = Callable[[str], None]  # what the public functions take: any printer of lines
 
 
 @dataclass
@@ -70,6 +71,9 @@ class LoadStats:
     pending_packages_finished: int = 0
     seconds: float = 0.0
     delete_errors: list[str] = field(default_factory=list)
+    # dlt's ids of the loads this run committed from what it received (not packages an
+    # earlier run left): the summary's "this run" counts are of these loads' messages
+    load_ids: list[str] = field(default_factory=list)
 
 
 def make_pipeline(
@@ -91,6 +95,7 @@ def run_load(
     max_messages: int | None = None,
     progress: bool = True,
 ) -> LoadStats:
+    """`progress`: say what happens (and on a terminal, show it live)."""
     say = _printer(progress)
     # Check both ends before touching a message: a refusal leaves the queue as it was.
     with warehouse.connect(credentials) as conn:
@@ -99,25 +104,55 @@ def run_load(
     waiting = sqs.approximate_counts()
     say(
         f"queue {sqs_settings.queue_name}: about {waiting['visible']:,} waiting, "
-        f"{waiting['in_flight']:,} in flight"
+        f"{waiting['in_flight']:,} in flight",
+        event="queue",
+        queue=sqs_settings.queue_name,
+        visible=waiting["visible"],
+        in_flight=waiting["in_flight"],
     )
     base_name = slot_base_name(settings.pipeline_name, credentials, sqs_settings.queue_url)
     with owner_only_files(), pipeline_slot(_pipelines_dir(settings), base_name) as name:
         pipeline = _private_pipeline(settings, credentials, name)
-        with _long_lived_objects_frozen():
-            return _drain(pipeline, sqs, sqs_settings, settings, credentials, max_messages, say)
+        with (
+            _long_lived_objects_frozen(),
+            _progress_line(sqs, waiting["visible"], max_messages, progress) as live,
+        ):
+            return _drain(
+                pipeline, sqs, sqs_settings, settings, credentials, max_messages, say, live
+            )
+
+
+@contextmanager
+def _progress_line(
+    sqs: SqsQueue, visible: int, max_messages: int | None, enabled: bool
+) -> Iterator[live_progress.LoadProgress]:
+    """The load's live line on a terminal (a no-op elsewhere)."""
+
+    def depth() -> tuple[int, int] | None:
+        try:
+            counts = sqs.approximate_counts()
+        except SqsUnavailable:
+            return None
+        return counts["visible"], counts["in_flight"]
+
+    with (
+        live_progress.bar("received", visible) if enabled else nullcontext() as shown,
+        live_progress.LoadProgress(shown, depth, visible, max_messages) as live,
+    ):
+        yield live
 
 
 def land_batches(
     settings: LoaderSettings,
     credentials: PostgresCredentials,
     loads: Iterable[Iterable[ReceivedBatch]],
-    say: _Say,
+    say: _SayText,
     name: str = "land",
 ) -> int:
     """Lands already received batches into raw without SQS, one dlt load per item of `loads`,
     as `logins load` does (raw's indexes and statistics included): for benchmarks and
     backfills. Returns the messages landed."""
+    say = _lines_only(say)
     pipeline = make_pipeline(settings, credentials, name)
     landed = 0
     started = time.monotonic()
@@ -126,13 +161,14 @@ def land_batches(
         _load_chunk(pipeline, chunk, settings, say)
         _prepare_raw_table(credentials, settings)
         landed += chunk.messages
-        say(f"landed {landed:,} ({time.monotonic() - started:.0f} s)")
+        seconds = time.monotonic() - started
+        say(f"landed {landed:,} ({seconds:.0f} s)", event="landed", landed=landed, seconds=seconds)
     _refresh_statistics(credentials, settings)
     return landed
 
 
 def settle_pending_packages(
-    settings: LoaderSettings, credentials: PostgresCredentials, queue_url: str, say: _Say
+    settings: LoaderSettings, credentials: PostgresCredentials, queue_url: str, say: _SayText
 ) -> int:
     """Finish (or, if they cannot be, drop) the load packages crashed loaders of this pipeline
     (this destination and `queue_url`) left on disk, in every slot no running loader holds,
@@ -141,6 +177,7 @@ def settle_pending_packages(
     erases, except one a running loader holds (said through `say`).
 
     A dropped package loses nothing: its messages were never deleted from SQS."""
+    say = _lines_only(say)
     warehouse.check(credentials)  # a refusal must not read as a package at fault
     pipelines_dir = _pipelines_dir(settings)
     base_name = slot_base_name(settings.pipeline_name, credentials, queue_url)
@@ -152,7 +189,11 @@ def settle_pending_packages(
                 continue
             with locked_slot(pipelines_dir, name) as held:
                 if not held:
-                    say(f"slot {name} is held by a running loader: its packages are left to it")
+                    say(
+                        f"slot {name} is held by a running loader: its packages are left to it",
+                        event="slot_held",
+                        slot=name,
+                    )
                     continue
                 make_private(pipelines_dir, name)
                 pipeline = _private_pipeline(settings, credentials, name)
@@ -179,7 +220,10 @@ def _warn_of_unhashed_slots(pipelines_dir: Path, pipeline_name: str, say: _Say) 
     if old:
         say(
             f"{pipelines_dir} holds working folders of an older loader ({', '.join(old)}) that "
-            "may keep message bodies: delete them (SQS still has any message they held)"
+            "may keep message bodies: delete them (SQS still has any message they held)",
+            event="old_working_folders",
+            level=logging.WARNING,
+            folders=len(old),
         )
 
 
@@ -216,6 +260,7 @@ def _drain(
     credentials: PostgresCredentials,
     max_messages: int | None,
     say: _Say,
+    live: live_progress.LoadProgress,
 ) -> LoadStats:
     started = time.monotonic()
     stats = LoadStats()
@@ -223,20 +268,26 @@ def _drain(
 
     deleter = Deleter(sqs, settings.receivers)
     keeper = VisibilityKeeper(sqs, sqs_settings.visibility_timeout_seconds)
+    live.deleted = lambda: deleter.deleted
+
+    def on_receive(batch: ReceivedBatch) -> None:
+        keeper.hold(batch.receipt_handles)
+        live.received(len(batch))
+
     receiver = Receiver(
         sqs,
         settings.receivers,
         max_messages,
         settings.chunk_size,
         settings.chunk_bytes,
-        on_receive=lambda batch: keeper.hold(batch.receipt_handles),
+        on_receive=on_receive,
     )
     try:
         with deleter, keeper, receiver:
             try:
                 for chunk in receiver.chunks(settings.chunk_seconds):
                     try:
-                        _load_chunk(pipeline, chunk, settings, say)
+                        stats.load_ids += _load_chunk(pipeline, chunk, settings, say)
                     except LoadFailed:
                         stats.received += chunk.messages
                         _release_held(sqs, keeper, receiver)
@@ -245,6 +296,7 @@ def _drain(
                     stats.received += count
                     stats.landed += count
                     stats.chunks += 1
+                    live.landed = stats.landed
                     if stats.chunks == 1:
                         _prepare_raw_table(credentials, settings)
                     crash_point("committed")
@@ -254,7 +306,12 @@ def _drain(
                     say(
                         f"chunk {stats.chunks}: landed {count:,} messages in "
                         f"{settings.dataset_name}.{RAW_TABLE} (total {stats.landed:,}, "
-                        f"{rate:,.0f} msg/s)"
+                        f"{rate:,.0f} msg/s)",
+                        event="chunk",
+                        chunk=stats.chunks,
+                        messages=count,
+                        landed=stats.landed,
+                        rate=round(rate, 1),
                     )
             except KeyboardInterrupt:
                 raise _interrupted(sqs, keeper, receiver) from None
@@ -310,9 +367,11 @@ def _raise_if_interrupted(error: BaseException) -> None:
         cause = cause.__cause__ or cause.__context__
 
 
-def _load_chunk(pipeline: dlt.Pipeline, chunk: Chunk, settings: LoaderSettings, say: _Say) -> None:
+def _load_chunk(
+    pipeline: dlt.Pipeline, chunk: Chunk, settings: LoaderSettings, say: _Say
+) -> list[str]:
     """Extract (as the batches come) and normalize to a load package on disk, then load it
-    (with retries)."""
+    (with retries). Returns the ids of the loads committed."""
     try:
         pipeline.extract(sqs_logins(chunk), loader_file_format=FILE_FORMAT)
         crash_point("extracted")
@@ -324,17 +383,19 @@ def _load_chunk(pipeline: dlt.Pipeline, chunk: Chunk, settings: LoaderSettings, 
             f"could not prepare {chunk.messages:,} messages for loading ({_reason(error)}); "
             "none was deleted from SQS and they are visible again for the next run"
         ) from error
-    _load_with_retries(pipeline, settings, say, f"{chunk.messages:,} messages")
+    return _load_with_retries(pipeline, settings, say, f"{chunk.messages:,} messages")
 
 
 def _load_with_retries(
     pipeline: dlt.Pipeline, settings: LoaderSettings, say: _Say, what: str
-) -> None:
+) -> list[str]:
+    """Loads the normalized packages; returns the ids of the loads committed."""
     delay = settings.retry_backoff_seconds
     for attempt in range(1, settings.load_attempts + 1):
         try:
-            pipeline.load().raise_on_failed_jobs()
-            return
+            info = pipeline.load()
+            info.raise_on_failed_jobs()
+            return list(info.loads_ids)
         except Exception as error:
             _raise_if_interrupted(error)
             _remove_failure_records(pipeline)
@@ -346,7 +407,13 @@ def _load_with_retries(
                 ) from error
             say(
                 f"load failed ({_reason(error)}); retry {attempt}/{settings.load_attempts - 1} "
-                f"in {delay:.0f} s"
+                f"in {delay:.0f} s",
+                event="retry",
+                level=logging.WARNING,
+                error_class=type(error).__name__,
+                attempt=attempt,
+                retries=settings.load_attempts - 1,
+                delay_seconds=delay,
             )
             time.sleep(delay)
             delay *= 2
@@ -370,7 +437,11 @@ def _finish_pending_packages(pipeline: dlt.Pipeline, settings: LoaderSettings, s
     pending = _pending_packages(pipeline)
     if not pending:
         return 0
-    say(f"finishing {pending} load package(s) left by an interrupted run")
+    say(
+        f"finishing {pending} load package(s) left by an interrupted run",
+        event="pending_packages",
+        packages=pending,
+    )
     try:
         if extracted:
             pipeline.normalize()
@@ -382,7 +453,11 @@ def _finish_pending_packages(pipeline: dlt.Pipeline, settings: LoaderSettings, s
         pipeline.drop_pending_packages()
         say(
             f"dropped {pending} load package(s) that could not be finished ({_reason(error)}); "
-            "SQS delivers their messages again"
+            "SQS delivers their messages again",
+            event="pending_packages_dropped",
+            level=logging.WARNING,
+            packages=pending,
+            error_class=type(error).__name__,
         )
         return 0
     return pending
@@ -483,11 +558,17 @@ def _hide_bodies_from_dlt_log() -> None:
     for target in (log, *log.handlers):
         if _WITHOUT_DATA not in target.filters:
             target.addFilter(_WITHOUT_DATA)
+    logs.adopt(log)  # in json log format, dlt's lines are our events too
+
+
+def _lines_only(say: _SayText) -> _Say:
+    """A caller's printer of lines, given only the text of each."""
+
+    def text_only(text: str, /, **_: object) -> None:
+        say(text)
+
+    return text_only
 
 
 def _printer(enabled: bool) -> _Say:
-    def say(message: str) -> None:
-        if enabled:
-            print(f"[load] {message}", file=sys.stderr, flush=True)
-
-    return say
+    return logs.printer("load", enabled)

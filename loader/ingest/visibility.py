@@ -8,12 +8,13 @@ batch is deleted long before that, so it costs no SQS call at all.
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 import time
 from collections.abc import Iterable
 from itertools import chain
 
+from loader import logs
 from loader.ingest.sqs import SqsQueue, SqsUnavailable, chunked
 
 
@@ -62,7 +63,13 @@ class VisibilityKeeper:
             try:
                 self.extend_due()
             except Exception as error:  # keep keeping: a lost extension only risks a redelivery
-                print(f"[load] could not extend visibility: {error}", file=sys.stderr)
+                logs.say(
+                    "load.visibility_not_extended",
+                    f"could not extend visibility: {error}",
+                    prefix="[load] ",
+                    level=logging.WARNING,
+                    error_class=type(error).__name__,
+                )
 
     def extend_due(self) -> None:
         now = time.monotonic()

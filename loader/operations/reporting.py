@@ -3,12 +3,13 @@ in the run history and published as metrics, whatever the run's outcome."""
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from loader import logs
 from loader.errors import Interrupted, PipelineError
 from loader.operations.run_report import FAILED, INTERRUPTED, SUCCEEDED, QueueState, RunReport
 
@@ -21,7 +22,7 @@ _Say = Callable[[str], None]
 
 
 def _say_on_stderr(line: str) -> None:
-    print(line, file=sys.stderr)
+    logs.say("run.not_recorded", line, level=logging.WARNING)
 
 
 @contextmanager
@@ -35,6 +36,7 @@ def reported(
     queue after it, and publishes it. Publishing never changes the run's own outcome: a
     failure to record is one line through `say`."""
     report = RunReport(command)
+    logs.set_run_id(report.run_id)  # every line from here on carries it, the last error too
     report.queue_before = queue_state(queue)
     try:
         yield report

@@ -44,7 +44,7 @@ class RunReport:
     landed: int = 0
     deleted: int = 0
     rejects_by_code: dict[str, int] = field(default_factory=dict)  # this run's new rejects
-    rows_added: int | None = None  # to user_logins, by this run's build
+    rows_added: int | None = None  # to user_logins, of the messages this run landed
     user_logins_rows: int | None = None  # after the run
     step_seconds: dict[str, float] = field(default_factory=dict)
     queue_before: QueueState | None = None

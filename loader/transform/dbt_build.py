@@ -10,7 +10,7 @@ from typing import Any
 
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
-from loader import warehouse
+from loader import logs, warehouse
 from loader.errors import TransformFailed
 from loader.paths import project_root
 from loader.settings import libpq_environment
@@ -87,8 +87,9 @@ def _invoke(credentials: PostgresCredentials, command: list[str], options: list[
     with build_lock(credentials) as holder:
         os.environ[LOCK_HOLDER_VARIABLE] = str(holder)
         try:
+            log_format = ["--log-format", "json"] if logs.current_format() == logs.JSON else []
             return dbtRunner().invoke(
-                [*command, "--project-dir", root, "--profiles-dir", root, *options]
+                [*command, "--project-dir", root, "--profiles-dir", root, *log_format, *options]
             )
         finally:
             del os.environ[LOCK_HOLDER_VARIABLE]

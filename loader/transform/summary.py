@@ -1,15 +1,22 @@
-"""The one-screen summary `logins run` ends with."""
+"""The one-screen summary `logins run` ends with.
+
+Its "this run" counts are of the messages this run's loads landed (`LoadStats.load_ids`),
+counted in the marts before and after the build: a build also processes loads that no build
+saw yet (a `logins load` run alone, a crashed run's package), which are not this run's.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+from psycopg2 import sql
 
 from loader import warehouse
 from loader.ingest.load import LoadStats
-from loader.names import MARTS_SCHEMA, REJECTS, STAGING_SCHEMA, USER_LOGINS
+from loader.names import MARTS_SCHEMA, RAW_SCHEMA, REJECTS, STAGING_SCHEMA, USER_LOGINS, Schemas
 
 REJECTS_TABLE = (STAGING_SCHEMA, REJECTS)
 
@@ -25,7 +32,15 @@ class Outcomes:
     reject_codes: dict[str, int]
 
 
-def outcomes(credentials: PostgresCredentials) -> Outcomes:
+def outcomes(
+    credentials: PostgresCredentials,
+    load_ids: Sequence[str] | None = None,
+    raw_schema: str = RAW_SCHEMA,
+) -> Outcomes:
+    """The rows in `user_logins` and the rejects: all of them, or with `load_ids`, those of
+    the messages these loads landed (in `raw_schema`)."""
+    if load_ids is not None:
+        return _outcomes_of_loads(credentials, list(load_ids), raw_schema)
     with warehouse.connect(credentials) as conn:
         logins = warehouse.count_rows(conn, *user_logins_table()) or 0
         rejects = warehouse.count_rows(conn, *REJECTS_TABLE) or 0
@@ -40,11 +55,52 @@ def outcomes(credentials: PostgresCredentials) -> Outcomes:
     return Outcomes(logins, rejects, codes)
 
 
+def _outcomes_of_loads(
+    credentials: PostgresCredentials, load_ids: list[str], raw_schema: str
+) -> Outcomes:
+    schemas = Schemas(raw=raw_schema, marts=user_logins_table()[0])
+    if not load_ids:
+        return Outcomes(0, 0, {})
+    # message ids, not rows: SQS may have delivered a message twice within the run
+    of_loads = sql.SQL(
+        "message_id in (select message_id from {raw} where _dlt_load_id = any(%(ids)s))"
+    ).format(raw=schemas.raw_messages)
+    with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
+        logins = codes = None
+        # before the first build the exercise's pre-created user_logins has no message_id
+        if warehouse.column_exists(conn, schemas.marts, USER_LOGINS, "message_id"):
+            cursor.execute(
+                sql.SQL("select count(*) from {} where {}").format(schemas.user_logins, of_loads),
+                {"ids": load_ids},
+            )
+            logins = cursor.fetchone()
+        if warehouse.column_exists(conn, schemas.staging, REJECTS, "message_id"):
+            cursor.execute(
+                sql.SQL(
+                    "select reject_code, count(*) from {} where {} group by 1 order by 2 desc"
+                ).format(schemas.rejects, of_loads),
+                {"ids": load_ids},
+            )
+            codes = {str(code): int(count) for code, count in cursor.fetchall()}
+    codes = codes or {}
+    return Outcomes(int(logins[0]) if logins else 0, sum(codes.values()), codes)
+
+
+def this_run(before: Outcomes, after: Outcomes) -> Outcomes:
+    """What the build added, from counts of the same messages before and after it."""
+    codes = {
+        code: count - before.reject_codes.get(code, 0)
+        for code, count in after.reject_codes.items()
+        if count > before.reject_codes.get(code, 0)
+    }
+    return Outcomes(after.user_logins - before.user_logins, after.rejects - before.rejects, codes)
+
+
 def render(
-    load: LoadStats, before: Outcomes, after: Outcomes, load_seconds: float, build_seconds: float
+    load: LoadStats, added: Outcomes, after: Outcomes, load_seconds: float, build_seconds: float
 ) -> str:
-    new_logins = after.user_logins - before.user_logins
-    new_rejects = after.rejects - before.rejects
+    """`added`: this run's rows (`this_run`); `after`: every row, after the build."""
+    new_logins, new_rejects = added.user_logins, added.rejects
     codes = ", ".join(f"{code} {count:,}" for code, count in after.reject_codes.items())
     rows = [
         ("received from SQS", f"{load.received:,}"),

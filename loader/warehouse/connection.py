@@ -4,7 +4,6 @@ advisory locks."""
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -13,6 +12,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2.extensions import connection as Connection
 
+from loader import logs
 from loader.errors import PostgresUnavailable
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def advisory_lock(credentials: PostgresCredentials, name: str, waiting: str) -> 
             cursor.execute("select pg_try_advisory_lock(hashtext(%s))", (name,))
             row = cursor.fetchone()
             if not (row and row[0]):
-                print(waiting, file=sys.stderr, flush=True)
+                logs.say("lock.waiting", waiting, lock=name)
                 cursor.execute("select pg_advisory_lock(hashtext(%s))", (name,))
         except psycopg2.Error as error:
             raise PostgresUnavailable(

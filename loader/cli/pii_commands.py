@@ -124,11 +124,8 @@ def forget(args: argparse.Namespace) -> None:
     print(f"  unparsed bodies naming them    {erasure.unparsed_bodies}")
     print(f"  reject bodies erased           {erasure.reject_bodies}")
     print(f"  user_logins masks replaced     {erasure.masks_replaced}")
-    for table in erasure.not_vacuumed:
-        print(
-            f"  not vacuumed: {table} (VACUUM it as its owner, so no dead row keeps a value)",
-            file=sys.stderr,
-        )
+    for problem in erasure.not_vacuumed:
+        print(f"  not vacuumed: {problem}, so no dead row keeps a value", file=sys.stderr)
 
 
 def _settle_pending_loads() -> None:

@@ -11,12 +11,14 @@ if TYPE_CHECKING:
 import base64
 import json
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
 
 from loader import warehouse
 from loader.errors import ConfigurationError, PipelineError
@@ -110,7 +112,8 @@ def forget(
             f"user_id={user_id}",
             erasure.raw_bodies + erasure.unparsed_bodies + erasure.reject_bodies,
         )
-    erasure.not_vacuumed = vacuum(credentials, sorted(present), full=rewrite)
+        erased_by = erasing_transaction_id(conn)
+    erasure.not_vacuumed = vacuum(credentials, sorted(present), full=rewrite, after=erased_by)
     return erasure
 
 
@@ -280,18 +283,38 @@ def _erase_staging(
         )
 
 
+def erasing_transaction_id(conn: Connection) -> str:
+    """The id of the erasing transaction: VACUUM can remove the versions it replaced only once
+    no transaction that started before it commits is left."""
+    with conn.cursor() as cursor:
+        cursor.execute("select pg_catalog.pg_current_xact_id()::xid::text")
+        return str(cursor.fetchone()[0])
+
+
 def vacuum(
-    credentials: PostgresCredentials, tables: Sequence[tuple[str, str]], full: bool = False
+    credentials: PostgresCredentials,
+    tables: Sequence[tuple[str, str]],
+    full: bool = False,
+    after: str | None = None,
 ) -> list[str]:
     """VACUUM what an erasure rewrote, so no dead row version keeps an erased value. Only a
     table's owner may: the admin becomes the owner for that one command (VACUUM runs any code
     of the table as its owner, in a mode that cannot change role back). VACUUM frees dead rows'
     space without overwriting it; `full` rewrites each table into new files instead (an
-    exclusive lock for as long as that takes), so no erased byte is left in its pages. Returns
-    the tables it could not vacuum."""
+    exclusive lock for as long as that takes), so no erased byte is left in its pages. With
+    `after` (the erasing transaction's id), it first waits a while for the transactions that
+    can still see the old versions (any older snapshot in this database, autovacuum's included)
+    to end. Returns what it could not vacuum, with why."""
     skipped = []
     command = sql.SQL("vacuum (full) {}" if full else "vacuum {}")
     with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
+        holders = _wait_for_older_snapshots(cursor, after) if after else []
+        if holders:
+            skipped.append(
+                "transactions older than the erasure still run (pids "
+                f"{', '.join(map(str, holders))}): the old row versions stay until they end; "
+                "VACUUM the tables again then"
+            )
         for schema, name in tables:
             relation = sql.Identifier(schema, name)
             cursor.execute(
@@ -314,8 +337,29 @@ def vacuum(
                 finally:
                     cursor.execute("reset role")
             else:
-                skipped.append(f"{schema}.{name}")
+                skipped.append(f"{schema}.{name} (VACUUM it as its owner)")
     return skipped
+
+
+VACUUM_WAIT_SECONDS = 30.0
+
+
+def _wait_for_older_snapshots(cursor: Cursor, xid: str) -> list[int]:
+    """Waits up to VACUUM_WAIT_SECONDS until no other session of this database holds a
+    snapshot from before transaction `xid` committed; returns those still holding one."""
+    deadline = time.monotonic() + VACUUM_WAIT_SECONDS
+    while True:
+        cursor.execute(
+            "select a.pid from pg_catalog.pg_stat_activity as a"
+            " where a.datname = pg_catalog.current_database()"
+            " and a.pid != pg_catalog.pg_backend_pid() and a.backend_xmin is not null"
+            " and pg_catalog.age(a.backend_xmin) >= pg_catalog.age(%s::xid)",
+            (xid,),
+        )
+        holders = [int(pid) for (pid,) in cursor.fetchall()]
+        if not holders or time.monotonic() > deadline:
+            return holders
+        time.sleep(0.2)
 
 
 def purge_raw(
@@ -382,7 +426,8 @@ def purge_raw(
             {"older": older_than},
         )
         record_erasure(conn, "purge_raw", f"older_than={older_than}", erased)
-    vacuum(credentials, written, full=rewrite)
+        erased_by = erasing_transaction_id(conn)
+    vacuum(credentials, written, full=rewrite, after=erased_by)
     return erased
 
 

@@ -224,4 +224,5 @@ def test_a_run_whose_history_cannot_be_written_still_succeeds(
     pipeline.queue.send([json.dumps({"user_id": "user-0001"})])
     load = pipeline.logins("load", PGUSER=f"{role_prefix}loader")
     assert "note: run history not recorded" in load.stderr
+    assert "`logins db init` (as an admin) installs it" in load.stderr
     assert pipeline.queue.counts() == {"visible": 0, "in_flight": 0}

@@ -12,6 +12,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 
 from loader import warehouse
+from loader.errors import PipelineError
 from loader.names import OPS_SCHEMA, PIPELINE_RUNS
 
 if TYPE_CHECKING:
@@ -44,7 +45,16 @@ def install(conn: Connection, owner_role: str) -> None:
 def record(credentials: PostgresCredentials, report: RunReport) -> None:
     """Writes `report` as one row of the run history, as the connecting role."""
     with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
+        cursor.execute("select pg_catalog.to_regprocedure('ops.record_run(jsonb)') is not null")
+        if not cursor.fetchone()[0]:
+            raise HistoryNotInstalled(
+                "this database has no run history yet: `logins db init` (as an admin) installs it"
+            )
         cursor.execute("select ops.record_run(%s::jsonb)", (json.dumps(row(report)),))
+
+
+class HistoryNotInstalled(PipelineError):
+    """`ops.record_run()` is missing: `db init` has not run since the run history came."""
 
 
 def row(report: RunReport) -> dict[str, Any]:

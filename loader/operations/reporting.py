@@ -98,4 +98,6 @@ def publish(report: RunReport, credentials: PostgresCredentials, say: _Say) -> N
         try:
             send()
         except Exception as error:
-            say(f"note: {what} not recorded for run {report.run_id}: {type(error).__name__}")
+            # our own errors say what to do and hold no value; others are named by class only
+            why = str(error) if isinstance(error, PipelineError) else type(error).__name__
+            say(f"note: {what} not recorded for run {report.run_id}: {why}")

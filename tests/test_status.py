@@ -84,6 +84,7 @@ def test_a_stale_source_warns_then_fails_the_run(
     pipeline.queue.send(sample_lines[:5])
     fresh = pipeline.logins("run")
     assert "source freshness     pass: sqs._dlt_loads" in fresh.stdout
+    assert fresh.stdout.count("source freshness") == 1, fresh.stdout  # the source, not hooks
 
     # no load for 30 hours: past warn_after (24 h), the run still succeeds and says so
     pipeline.query("update raw._dlt_loads set inserted_at = inserted_at - interval '30 hours'")

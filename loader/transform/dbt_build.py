@@ -58,7 +58,12 @@ def source_freshness(credentials: PostgresCredentials) -> list[SourceFreshness]:
     """`dbt source freshness` with the default selector (the raw source, selectors.yml), on
     its turn as builds take it; each checked source and its status."""
     result = _invoke(credentials, ["source", "freshness"], [])
-    outcomes = getattr(result.result, "results", None) or []
+    # the run's hooks are results too: only the sources' count
+    outcomes = [
+        outcome
+        for outcome in getattr(result.result, "results", None) or []
+        if str(getattr(outcome.node, "unique_id", "")).startswith("source.")
+    ]
     if not outcomes and not result.success:
         reason = f": {type(result.exception).__name__}" if result.exception else ""
         raise TransformFailed(

@@ -266,14 +266,21 @@ class Pipeline:
             )
         return result
 
-    def recover(
-        self, key: Path, *selector: str, passphrase: str, check: bool = True, **env: str
+    def pii_with_key(
+        self,
+        command: str,
+        key: Path,
+        *args: str,
+        passphrase: str,
+        check: bool = True,
+        **env: str,
     ) -> Any:
-        """`logins pii recover SELECTOR --private-key KEY`, the passphrase in the environment."""
+        """`logins pii COMMAND ARGS --private-key KEY` (keygen, recover, remask), the key's
+        passphrase in the environment."""
         return self.logins(
             "pii",
-            "recover",
-            *selector,
+            command,
+            *args,
             "--private-key",
             str(key),
             check=check,

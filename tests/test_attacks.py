@@ -325,13 +325,8 @@ def cast(pipeline: Pipeline, role_prefix: str) -> Cast:
 @pytest.fixture
 def built(pipeline: Pipeline, cast: Cast, tmp_path: Path) -> Cast:
     """Roles, a recovery key, five logins loaded by the loader and built by the transformer."""
-    pipeline.logins(
-        "pii",
-        "keygen",
-        "--private-key",
-        str(tmp_path / "recovery.asc"),
-        PII__RECOVERY_PASSPHRASE=PASSPHRASE,
-        PGUSER=cast.admin,
+    pipeline.pii_with_key(
+        "keygen", tmp_path / "recovery.asc", passphrase=PASSPHRASE, PGUSER=cast.admin
     )
     pipeline.queue.send(BYSTANDERS)
     pipeline.logins("load", PGUSER=cast.loader)
@@ -616,14 +611,7 @@ KEPT = [*BYSTANDERS, MENTION, UNPARSED_LONGER]
 
 def install_key(pipeline: Pipeline, cast: Cast, tmp_path: Path) -> Path:
     key = tmp_path / "recovery.asc"
-    pipeline.logins(
-        "pii",
-        "keygen",
-        "--private-key",
-        str(key),
-        PII__RECOVERY_PASSPHRASE=PASSPHRASE,
-        PGUSER=cast.admin,
-    )
+    pipeline.pii_with_key("keygen", key, passphrase=PASSPHRASE, PGUSER=cast.admin)
     return key
 
 

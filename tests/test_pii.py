@@ -37,9 +37,7 @@ def originals(lines: list[str]) -> dict[tuple[str, str], str]:
 
 def keyed_pipeline(pipeline: Pipeline, key: Path) -> None:
     pipeline.logins("db", "init")
-    made = pipeline.logins(
-        "pii", "keygen", "--private-key", str(key), PII__RECOVERY_PASSPHRASE=PASSPHRASE
-    )
+    made = pipeline.pii_with_key("keygen", key, passphrase=PASSPHRASE)
     assert "installed its public key" in made.stdout
     assert key.stat().st_mode & 0o077 == 0
 
@@ -81,9 +79,13 @@ def test_every_masked_value_recovers_to_its_original(
     # through the command, by mask and by user, each use audited
     first = valid_records(sample_lines)[0]
     ip = canonical_ip(first["ip"])
-    by_mask = pipeline.recover(sealed, "--masked-ip", mask("ip", ip), passphrase=PASSPHRASE)
+    by_mask = pipeline.pii_with_key(
+        "recover", sealed, "--masked-ip", mask("ip", ip), passphrase=PASSPHRASE
+    )
     assert by_mask.stdout.split() == ["ip", mask("ip", ip), ip]
-    by_user = pipeline.recover(sealed, "--user-id", first["user_id"], passphrase=PASSPHRASE)
+    by_user = pipeline.pii_with_key(
+        "recover", sealed, "--user-id", first["user_id"], passphrase=PASSPHRASE
+    )
     assert ip in by_user.stdout.split()
     assert first["device_id"] in by_user.stdout.split()
     audit = pipeline.query("select action, actor, request, value_count from pii.audit_log")
@@ -109,8 +111,13 @@ def test_recovery_fails_without_the_right_key_or_passphrase(
         recovery.recover_masks(creds, other, PASSPHRASE, "test", pairs)
 
     # no key at all: the command refuses before touching the database
-    no_key = pipeline.recover(
-        tmp_path / "none.asc", "--masked-ip", pairs[0][1], passphrase=PASSPHRASE, check=False
+    no_key = pipeline.pii_with_key(
+        "recover",
+        tmp_path / "none.asc",
+        "--masked-ip",
+        pairs[0][1],
+        passphrase=PASSPHRASE,
+        check=False,
     )
     assert no_key.returncode == 2
     assert "cannot read the recovery private key" in no_key.stderr
@@ -167,8 +174,8 @@ def test_forget_leaves_nothing_recoverable_and_spares_others(
     assert pipeline.query(
         "select count(*) from pii.vault where (kind, mask) in (%s, %s)", tuple(gone_masks)
     ) == [(0,)]
-    refused = pipeline.recover(
-        sealed, "--user-id", gone["user_id"], passphrase=PASSPHRASE, check=False
+    refused = pipeline.pii_with_key(
+        "recover", sealed, "--user-id", gone["user_id"], passphrase=PASSPHRASE, check=False
     )
     assert refused.returncode != 0
     assert gone_ip not in refused.stdout
@@ -286,9 +293,7 @@ def test_rotation_versions_masks_and_remask_makes_them_match(
         (2 * len(ips),)
     ]
 
-    done = pipeline.logins(
-        "pii", "remask", "--private-key", str(key), PII__RECOVERY_PASSPHRASE=PASSPHRASE
-    )
+    done = pipeline.pii_with_key("remask", key, passphrase=PASSPHRASE)
     assert f"re-masked {len(lines)} rows" in done.stdout, done.stdout
     assert pipeline.query(
         "select mask_key_version, count(*), count(distinct masked_ip) from public.user_logins"

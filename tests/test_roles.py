@@ -47,14 +47,7 @@ def test_each_role_can_do_its_job_and_nothing_more(
     again = pipeline.logins("roles", "apply", ROLES__PREFIX=role_prefix)  # idempotent
     assert "created role" not in again.stdout
     key = tmp_path / "recovery.asc"
-    pipeline.logins(
-        "pii",
-        "keygen",
-        "--private-key",
-        str(key),
-        PII__RECOVERY_PASSPHRASE=PASSPHRASE,
-        PGUSER=admin,
-    )
+    pipeline.pii_with_key("keygen", key, passphrase=PASSPHRASE, PGUSER=admin)
 
     # loader: lands the messages in raw
     pipeline.queue.send(sample_lines)
@@ -122,8 +115,8 @@ def test_each_role_can_do_its_job_and_nothing_more(
     # pii_admin: recovery and erasure work, and are audited under its name
     record = valid_records(sample_lines)[0]
     ip = canonical_ip(record["ip"])
-    recovered = pipeline.recover(
-        key, "--masked-ip", mask("ip", ip), passphrase=PASSPHRASE, PGUSER=admin
+    recovered = pipeline.pii_with_key(
+        "recover", key, "--masked-ip", mask("ip", ip), passphrase=PASSPHRASE, PGUSER=admin
     )
     assert recovered.stdout.split()[-1] == ip
     forgot = pipeline.logins("pii", "forget", "--user-id", record["user_id"], PGUSER=admin)
@@ -193,7 +186,8 @@ def test_every_role_works_right_after_an_admins_first_run(
 
     assert allowed(db, analyst, "select count(*) from public.user_logins") == [(99,)]
     record = valid_records(sample_lines)[0]
-    recovered = pipeline.recover(
+    recovered = pipeline.pii_with_key(
+        "recover",
         key,
         "--user-id",
         record["user_id"],

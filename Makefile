@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export RUNTIME__DLTHUB_TELEMETRY ?= false
 export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
 
-.PHONY: install demo test lint bench up down clean
+.PHONY: install install-all demo test lint bench up down clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (set PYTHON=...)"'
@@ -15,6 +15,14 @@ $(BIN)/.installed: pyproject.toml
 	@touch $@
 
 install: $(BIN)/.installed
+
+# The optional extras (orchestrator, web console, browser tests) on top: the suite needs them,
+# `make demo` does not, so a demo stays fast.
+$(BIN)/.installed-all: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[local,dev,orchestrate,console]'
+	@touch $@
+
+install-all: $(BIN)/.installed-all
 
 # Local stack (Postgres + SQS emulator, started only where nothing answers), a demo recovery
 # key (public passphrase, printed), 500 synthetic messages, then load + dbt build + summary.
@@ -27,7 +35,7 @@ demo: install
 # Tests wait on SQS and dbt more than they compute: 2 workers halve the suite's time on
 # 2 cores (18 -> 10 minutes here). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
-test: install
+test: install-all
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: install

@@ -48,16 +48,23 @@
         ) as pii_masks
     )
 
+    -- one slice per kind, unnested side by side with the row keys: one pass over each array
+    -- (a subscript per row walks a text array from its start, which is quadratic)
     select
         keyed.row_key,
         array[
             {%- for kind in pii_kinds() %}
-            masked.masks[{{ loop.index0 }} * masked.row_count + keyed.position]{{ ',' if not loop.last }}
+            keyed.{{ kind }}_mask{{ ',' if not loop.last }}
             {%- endfor %}
         ] as masks,
         masked.key_version
     from masked
-    cross join lateral unnest(masked.row_keys) with ordinality as keyed (row_key, position);
+    cross join lateral unnest(
+        masked.row_keys,
+        {%- for kind in pii_kinds() %}
+        masked.masks[{{ loop.index0 }} * masked.row_count + 1:{{ loop.index }} * masked.row_count]{{ ',' if not loop.last }}
+        {%- endfor %}
+    ) as keyed (row_key{% for kind in pii_kinds() %}, {{ kind }}_mask{% endfor %});
 
     analyze {{ new_pii_masks() }};
     {{ index_underestimated_rows(new_pii_masks(), 'row_key') }};

@@ -153,16 +153,24 @@ def land_batches(
     as `logins load` does (raw's indexes and statistics included): for benchmarks and
     backfills. Returns the messages landed."""
     say = _lines_only(say)
-    pipeline = make_pipeline(settings, credentials, name)
-    landed = 0
-    started = time.monotonic()
-    for batches in loads:
-        chunk = Chunk(batches)
-        _load_chunk(pipeline, chunk, settings, say)
-        _prepare_raw_table(credentials, settings)
-        landed += chunk.messages
-        seconds = time.monotonic() - started
-        say(f"landed {landed:,} ({seconds:.0f} s)", event="landed", landed=landed, seconds=seconds)
+    # a working folder of its own per database, as a load's: two landings never share one
+    base_name = slot_base_name(name, credentials, "")
+    with owner_only_files(), pipeline_slot(_pipelines_dir(settings), base_name) as slot:
+        pipeline = make_pipeline(settings, credentials, slot)
+        landed = 0
+        started = time.monotonic()
+        for batches in loads:
+            chunk = Chunk(batches)
+            _load_chunk(pipeline, chunk, settings, say)
+            _prepare_raw_table(credentials, settings)
+            landed += chunk.messages
+            seconds = time.monotonic() - started
+            say(
+                f"landed {landed:,} ({seconds:.0f} s)",
+                event="landed",
+                landed=landed,
+                seconds=seconds,
+            )
     _refresh_statistics(credentials, settings)
     return landed
 

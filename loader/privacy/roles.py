@@ -206,6 +206,8 @@ def _grant_database(run: _Grants, roles: Roles) -> None:
     # temporary objects only for dbt (its incremental builds and the masking pre-hook)
     run("revoke temporary on database {db} from public")
     run("grant temporary on database {db} to {transformer}")
+    # pii.mask_values() (run as the owner) keeps a call's masks in a temporary table
+    run("grant temporary on database {db} to {owner}")
     # the admin becomes the tables' owners only to VACUUM what it erased (NOINHERIT)
     run("grant {loader}, {transformer} to {admin}")
 

@@ -135,78 +135,37 @@ drop function if exists pii.mask_new(regclass);
 drop function if exists pii.mask_rows(regclass, text[]);
 drop function if exists pii.seal_new(regclass);
 
--- Seals each (kind, value, mask) whose mask the vault does not hold yet, encrypted for the
--- holder of the recovery private key; nothing while no recovery key is installed. Internal:
--- only pii.mask_values() calls it, with masks it has just made, so no mask can be forged.
--- Returns how many it sealed.
-create or replace function pii.seal(kinds text[], vals text[], masks text[])
-returns integer
-language plpgsql
-volatile
-set search_path = pg_catalog, pg_temp
-as $fn$
-declare
-    sealed integer;
-begin
-    if not exists (select from pii.recovery_keys as rk where rk.is_current) then
-        return 0;
-    end if;
+-- Replaced by the one query in pii.mask_values() that masks and seals (in parallel workers).
+drop function if exists pii.seal(text[], text[], text[]);
 
-    with
+-- Every vault row of a batch names the data key the same call just made: a foreign key checked
+-- that once a row (a trigger per row, a third of a first build's sealing). Only the owner's
+-- functions write either table, and nothing deletes a data key a vault row names.
+alter table pii.vault drop constraint if exists vault_data_key_id_fkey;
 
-    pending as materialized (
-        select distinct on (given.kind, given.mask) given.kind, given.value, given.mask
-        from unnest(kinds, vals, masks) as given (kind, value, mask)
-        where
-            given.value is not null
-            and not exists (
-                select from pii.vault as v where v.kind = given.kind and v.mask = given.mask
-            )
-    ),
+-- The values of one pii.mask_values() call, while it runs (its rows are deleted before it
+-- returns). A plain table, not a temporary one, because parallel workers cannot read a
+-- session's temporary tables; unlogged, because nothing in it outlives the call.
+create unlogged table if not exists pii.mask_batches (
+    batch_id bigint not null,
+    position bigint not null,
+    kind text not null,
+    value text
+);
 
-    data_key as (
-        select
-            rk.recovery_key_id,
-            rk.public_key,
-            encode(@pgcrypto@.gen_random_bytes(32::integer), 'hex') as secret
-        from pii.recovery_keys as rk
-        where rk.is_current and exists (select from pending)
-    ),
-
-    wrapped as (
-        insert into pii.data_keys (recovery_key_id, wrapped_key)
-        select
-            data_key.recovery_key_id,
-            @pgcrypto@.pgp_pub_encrypt(data_key.secret, data_key.public_key, 'cipher-algo=aes256'::text)
-        from data_key
-        returning data_key_id
-    )
-
-    insert into pii.vault (kind, mask, data_key_id, ciphertext)
-    select
-        pending.kind,
-        pending.mask,
-        wrapped.data_key_id,
-        @pgcrypto@.pgp_sym_encrypt(
-            pending.value, data_key.secret, 'cipher-algo=aes256, s2k-mode=1'::text
-        )
-    from pending
-    cross join data_key
-    cross join wrapped
-    on conflict (kind, mask) do nothing;
-    get diagnostics sealed = row_count;
-    return sealed;
-end
-$fn$;
-
-revoke all on function pii.seal(text[], text[], text[]) from public;
+revoke all on table pii.mask_batches from public;
 
 -- Masks values given as values: element i of `vals` is a value of kind `kinds[i]` (null stays
--- null), with the current HMAC key, and seals the new ones in the vault (pii.seal; `sealed`
--- says how many). It reads
--- nothing its caller controls: the caller passes data, never a name. One key version for the
--- whole call, returned beside the masks. Serial (a function's arrays are not scanned in
--- parallel): about 1 us an HMAC.
+-- null), with the current HMAC key, and seals each value the vault does not hold yet,
+-- encrypted for the holder of the recovery private key (nothing is sealed while no recovery
+-- key is installed; `sealed` says how many were). It reads nothing its caller controls: the
+-- caller passes data, never a name. One key version for the whole call, returned beside the
+-- masks.
+-- Envelope: one random data key a call, stored only encrypted to the recovery public key; each
+-- value encrypted with it (pgp_sym_encrypt, ~10 us). A first build seals millions of values,
+-- so the values go through pii.mask_batches into one query that parallel workers share (one
+-- HMAC and one encryption a value); a small call stays below the parallel scan threshold and
+-- runs in this backend.
 create or replace function pii.mask_values(
     kinds text[], vals text[], out masks text[], out key_version integer, out sealed integer
 )
@@ -214,9 +173,17 @@ language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pg_temp
+-- the per-value work is costly and the rows are few bytes: let workers share it
+set parallel_setup_cost = 100
+set parallel_tuple_cost = 0.001
+-- sorts of a first build's millions of masks stay in memory
+set work_mem = '128MB'
 as $fn$
 declare
     current_key bytea;
+    batch bigint := txid_current();
+    secret text;
+    data_key bigint;
 begin
     if coalesce(cardinality(kinds), 0) != coalesce(cardinality(vals), 0) then
         raise exception 'pii.mask_values() needs one kind for each value (% kinds, % values)',
@@ -228,13 +195,70 @@ begin
     if current_key is null then
         perform pii.require_hmac_key();
     end if;
-    select coalesce(
-        array_agg(pii.hmac_hex(given.kind, given.value, current_key) order by given.position),
-        '{}'::text []
-    )
-    into masks
+
+    if exists (select from pii.recovery_keys as rk where rk.is_current) then
+        -- one sealing call at a time (shred waits too), so a value found missing below is
+        -- still missing when it is inserted: a plain insert, no conflict arbitration a row
+        lock table pii.vault in share row exclusive mode;
+        secret := encode(@pgcrypto@.gen_random_bytes(32::integer), 'hex');
+        insert into pii.data_keys (recovery_key_id, wrapped_key)
+        select
+            rk.recovery_key_id,
+            @pgcrypto@.pgp_pub_encrypt(secret, rk.public_key, 'cipher-algo=aes256'::text)
+        from pii.recovery_keys as rk
+        where rk.is_current
+        returning data_key_id into data_key;
+    end if;
+
+    insert into pii.mask_batches (batch_id, position, kind, value)
+    select batch, given.position, given.kind, given.value
     from unnest(kinds, vals) with ordinality as given (kind, value, position);
-    sealed := pii.seal(kinds, vals, masks);
+
+    create temporary table pii_masked_batch on commit drop as
+    select
+        masked.position,
+        masked.kind,
+        masked.mask,
+        case
+            when
+                secret is not null
+                and masked.value is not null
+                and not exists (
+                    select from pii.vault as v
+                    where v.kind = masked.kind and v.mask = masked.mask
+                )
+                then @pgcrypto@.pgp_sym_encrypt(
+                    masked.value, secret, 'cipher-algo=aes256, s2k-mode=1'::text
+                )
+        end as ciphertext
+    from (
+        select
+            b.position,
+            b.kind,
+            b.value,
+            pii.hmac_hex(b.kind, b.value, current_key) as mask
+        from pii.mask_batches as b
+        where b.batch_id = batch
+    ) as masked;
+
+    delete from pii.mask_batches as b where b.batch_id = batch;
+
+    masks := array(
+        select m.mask from pg_temp.pii_masked_batch as m order by m.position
+    );
+
+    -- a value given twice was encrypted twice: the vault keeps one (in the index's order)
+    insert into pii.vault (kind, mask, data_key_id, ciphertext)
+    select distinct on (m.kind, m.mask) m.kind, m.mask, data_key, m.ciphertext
+    from pg_temp.pii_masked_batch as m
+    where m.ciphertext is not null
+    order by m.kind, m.mask;
+    get diagnostics sealed = row_count;
+    if sealed = 0 and data_key is not null then
+        delete from pii.data_keys as dk where dk.data_key_id = data_key;
+    end if;
+
+    drop table pg_temp.pii_masked_batch;
 end
 $fn$;
 

@@ -62,6 +62,14 @@ def install_masking(conn: Connection, owner_role: str | None = None) -> None:
         _give_schema(conn, PII_SCHEMA, owner_role)
         _give_schema(conn, PIPELINE_LIB_SCHEMA, owner_role)
         with conn.cursor() as cursor:
+            # pii.mask_values() keeps a call's masks in a temporary table, as this role
+            cursor.execute("select current_database()")
+            database = sql.Identifier(cursor.fetchone()[0])
+            cursor.execute(
+                sql.SQL("grant temporary on database {} to {}").format(
+                    database, sql.Identifier(owner_role)
+                )
+            )
             if pgcrypto_schema(conn) == PII_SCHEMA:
                 cursor.execute(
                     sql.SQL(

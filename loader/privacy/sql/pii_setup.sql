@@ -143,17 +143,9 @@ drop function if exists pii.seal(text[], text[], text[]);
 -- functions write either table, and nothing deletes a data key a vault row names.
 alter table pii.vault drop constraint if exists vault_data_key_id_fkey;
 
--- The values of one pii.mask_values() call, while it runs (its rows are deleted before it
--- returns). A plain table, not a temporary one, because parallel workers cannot read a
--- session's temporary tables; unlogged, because nothing in it outlives the call.
-create unlogged table if not exists pii.mask_batches (
-    batch_id bigint not null,
-    position bigint not null,
-    kind text not null,
-    value text
-);
-
-revoke all on table pii.mask_batches from public;
+-- An earlier version kept every call's values in one table, deleting them after: erased values
+-- stayed in its pages as dead rows. Each call now has a table of its own, dropped with it.
+drop table if exists pii.mask_batches;
 
 -- Masks values given as values: element i of `vals` is a value of kind `kinds[i]` (null stays
 -- null), with the current HMAC key, and seals each value the vault does not hold yet,
@@ -163,9 +155,11 @@ revoke all on table pii.mask_batches from public;
 -- masks.
 -- Envelope: one random data key a call, stored only encrypted to the recovery public key; each
 -- value encrypted with it (pgp_sym_encrypt, ~10 us). A first build seals millions of values,
--- so the values go through pii.mask_batches into one query that parallel workers share (one
--- HMAC and one encryption a value); a small call stays below the parallel scan threshold and
--- runs in this backend.
+-- so the values go through a table of the call's own into one query that parallel workers
+-- share (one HMAC and one encryption a value; workers cannot read a session's temporary
+-- tables); a small call stays below the parallel scan threshold and runs in this backend. The
+-- call's table is unlogged and dropped before the call returns (or with its transaction), so
+-- no page keeps a value once the transaction ends.
 create or replace function pii.mask_values(
     kinds text[], vals text[], out masks text[], out key_version integer, out sealed integer
 )
@@ -181,7 +175,8 @@ set work_mem = '128MB'
 as $fn$
 declare
     current_key bytea;
-    batch bigint := txid_current();
+    -- this backend's, and only while the call runs: no one else can make it (pii is ours)
+    batch_table text := format('pii.%I', 'mask_batch_' || pg_backend_pid());
     secret text;
     data_key bigint;
 begin
@@ -210,10 +205,17 @@ begin
         returning data_key_id into data_key;
     end if;
 
-    insert into pii.mask_batches (batch_id, position, kind, value)
-    select batch, given.position, given.kind, given.value
-    from unnest(kinds, vals) with ordinality as given (kind, value, position);
+    execute format(
+        'create unlogged table %s (position bigint, kind text, value text)', batch_table
+    );
+    execute format(
+        'insert into %s (position, kind, value)'
+        ' select given.position, given.kind, given.value'
+        ' from unnest($1, $2) with ordinality as given (kind, value, position)',
+        batch_table
+    ) using kinds, vals;
 
+    execute format($sql$
     create temporary table pii_masked_batch on commit drop as
     select
         masked.position,
@@ -221,14 +223,14 @@ begin
         masked.mask,
         case
             when
-                secret is not null
+                $1 is not null
                 and masked.value is not null
                 and not exists (
                     select from pii.vault as v
                     where v.kind = masked.kind and v.mask = masked.mask
                 )
                 then @pgcrypto@.pgp_sym_encrypt(
-                    masked.value, secret, 'cipher-algo=aes256, s2k-mode=1'::text
+                    masked.value, $1, 'cipher-algo=aes256, s2k-mode=1'::text
                 )
         end as ciphertext
     from (
@@ -236,12 +238,12 @@ begin
             b.position,
             b.kind,
             b.value,
-            pii.hmac_hex(b.kind, b.value, current_key) as mask
-        from pii.mask_batches as b
-        where b.batch_id = batch
-    ) as masked;
+            pii.hmac_hex(b.kind, b.value, $2) as mask
+        from %s as b
+    ) as masked
+    $sql$, batch_table) using secret, current_key;
 
-    delete from pii.mask_batches as b where b.batch_id = batch;
+    execute format('drop table %s', batch_table);
 
     masks := array(
         select m.mask from pg_temp.pii_masked_batch as m order by m.position

@@ -37,28 +37,35 @@ class Access:
         return [(path, title) for path, title, allowed in shown if allowed]
 
 
+def _readable(kind: str, name: str) -> str:
+    """SQL: whether the role may use `name` (a parameter), false when its schema is missing or
+    not the role's to use (looking a name up in such a schema is itself refused)."""
+    check = {
+        "table": "pg_catalog.has_table_privilege(pg_catalog.to_regclass({n}), 'select')",
+        "function": "pg_catalog.has_function_privilege(pg_catalog.to_regprocedure({n}),"
+        " 'execute')",
+    }[kind].format(n=name)
+    return (
+        "case when exists (select from pg_catalog.pg_namespace as ns"
+        f" where ns.nspname = pg_catalog.split_part({name}, '.', 1)"
+        " and pg_catalog.has_schema_privilege(ns.oid, 'usage'))"
+        f" then coalesce({check}, false) else false end"
+    )
+
+
 def access_of(conn: Connection, config: ConsoleConfig) -> Access:
-    marts = f'"{config.schemas.marts}"."{USER_LOGINS}"'
-    rejects = f'"{config.schemas.staging}"."{REJECTS}"'
-    runs = f'"{OPS_SCHEMA}"."{PIPELINE_RUNS}"'
     with conn.cursor() as cursor:
         cursor.execute(
-            "select"
-            " coalesce(pg_catalog.has_table_privilege(pg_catalog.to_regclass(%(marts)s),"
-            " 'select'), false),"
+            f"select {_readable('table', '%(marts)s')},"
             " case when exists (select from pg_catalog.pg_roles where rolname = %(analyst)s)"
             " then pg_catalog.pg_has_role(%(analyst)s, 'usage') else false end,"
-            " coalesce(pg_catalog.has_table_privilege(pg_catalog.to_regclass(%(runs)s),"
-            " 'select'), false),"
-            " coalesce(pg_catalog.has_table_privilege(pg_catalog.to_regclass(%(rejects)s),"
-            " 'select'), false),"
-            " coalesce(pg_catalog.has_function_privilege("
-            "pg_catalog.to_regprocedure(%(recover)s), 'execute'), false)",
+            f" {_readable('table', '%(runs)s')}, {_readable('table', '%(rejects)s')},"
+            f" {_readable('function', '%(recover)s')}",
             {
-                "marts": marts,
+                "marts": f"{config.schemas.marts}.{USER_LOGINS}",
                 "analyst": config.analyst_role,
-                "runs": runs,
-                "rejects": rejects,
+                "runs": f"{OPS_SCHEMA}.{PIPELINE_RUNS}",
+                "rejects": f"{config.schemas.staging}.{REJECTS}",
                 "recover": RECOVER_FUNCTION,
             },
         )

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from loader.console.access import Access
-from loader.console.overview import rejects_per_day
+from loader.console.overview import rejects_per_day, stacked
 from loader.console.web import visit
 
 SHOWN = 200  # newest bodies on the page
@@ -34,7 +34,8 @@ async def rejects(request: Request) -> Response:
                     (SHOWN,),
                 )
                 bodies = cursor.fetchall()
-        return {"per_day": rejects_per_day(conn, config, access) or [], "bodies": bodies}
+        per_day = rejects_per_day(conn, config, access) or []
+        return {"per_day": per_day, "rejects_chart": stacked(per_day), "bodies": bodies}
 
     return await current.page("rejects.html", lambda a: a.rejects, work)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -143,9 +142,7 @@ def build_pipeline(pipeline: Pipeline, prefix: str, key: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def console(
-    sqs_endpoint: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Console]:
+def console(sqs_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     database = f"logins_test_{uuid.uuid4().hex[:12]}"
     prefix = roles_prefix_for(database)
     admin = connect("postgres")
@@ -182,9 +179,7 @@ def console(
         wait_until_answers("127.0.0.1", port, 30)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM)
-            yield Console(
-                f"http://127.0.0.1:{port}", pipeline, prefix, key, app, recorder, browser
-            )
+            yield Console(f"http://127.0.0.1:{port}", pipeline, prefix, key, app, recorder, browser)
             browser.close()
     finally:
         if server is not None:
@@ -210,9 +205,7 @@ def test_each_role_sees_exactly_its_pages(console: Console, role: str) -> None:
             shot(page, f"{role}-{name}")
         else:
             assert response.status == 403, (role, path)
-            expect(page.locator("#error-message")).to_have_text(
-                "Your role may not open this page."
-            )
+            expect(page.locator("#error-message")).to_have_text("Your role may not open this page.")
             assert "Traceback" not in page.content()
     page.context.close()
 
@@ -354,4 +347,122 @@ def test_lookup_and_erase_in_the_browser(console: Console) -> None:
     assert console.pipeline.query(
         "select count(*) from pii.vault where mask = any(%s)", (gone_masks,)
     ) == [(0,)]
+    page.context.close()
+
+
+def test_a_post_without_the_csrf_token_is_refused(console: Console) -> None:
+    records = valid_records(SAMPLE.read_text().splitlines())
+    victim = records[0]["user_id"]
+    page = console.signed_in("pii_admin")
+    for path, form in (
+        ("/privacy/erase", {"user_id": victim, "confirmation": victim}),
+        ("/privacy/lookup", {"q": victim}),
+        ("/signout", {}),
+    ):
+        refused = page.request.post(path, form=form)
+        assert refused.status == 403, path
+        assert "no valid CSRF token" in refused.text()
+        wrong = page.request.post(path, form={**form, "csrf_token": "not the token"})
+        assert wrong.status == 403, path
+    recover = page.request.post(
+        "/privacy/recover",
+        data=json.dumps({"what": "user_id", "value": victim, "reason": "test"}),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    assert recover.status == 403
+    # nothing was erased or recovered, and the session still works
+    assert console.pipeline.query(
+        "select count(*) from pii.audit_log where request like %s", (f"%{victim}%",)
+    ) == [(0,)]
+    assert page.goto("/privacy").status == 200
+    page.context.close()
+
+
+def test_a_forged_or_expired_cookie_is_refused(console: Console) -> None:
+    page = console.signed_in("analyst")
+    context = page.context
+    [cookie] = [c for c in context.cookies() if c["name"] == COOKIE]
+    data = URLSafeTimedSerializer(SECRET, salt="logins-console").loads(cookie["value"])
+
+    def with_cookie(value: str) -> int:
+        context.clear_cookies()
+        context.add_cookies([{**cookie, "value": value}])
+        response = page.goto("/duplicates")
+        assert response is not None
+        return response.status
+
+    # the right session id and token, signed with another secret (forged), or an old signature
+    forged = URLSafeTimedSerializer("another secret", salt="logins-console").dumps(data)
+
+    class Old(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 13 * 3600
+
+    expired = URLSafeTimedSerializer(SECRET, salt="logins-console", signer=Old).dumps(data)
+    tampered = cookie["value"][:-2] + ("AA" if not cookie["value"].endswith("AA") else "BB")
+    for value in (forged, expired, tampered):
+        assert with_cookie(value) == 200  # the sign-in page, after a redirect
+        assert page.url.endswith("/signin?expired=1"), value
+        expect(page.locator("#signin-message")).to_contain_text("expired")
+    assert with_cookie(cookie["value"]) == 200
+    assert page.url.endswith("/duplicates")
+
+    # a session idle past the timeout is closed, and says so
+    store = console.app.state.console.store
+    store.idle_seconds = 0
+    try:
+        time.sleep(0.01)
+        page.goto("/duplicates")
+    finally:
+        store.idle_seconds = 900
+    assert page.url.endswith("/signin?expired=1")
+    shot(page, "signin-expired")
+    page.goto("/duplicates")
+    assert page.url.endswith("/signin?expired=1")  # closed for good: sign in again
+    context.close()
+
+
+def test_a_script_in_a_reject_body_does_not_run(console: Console) -> None:
+    page = console.signed_in("pii_admin")
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text))
+    page.goto("/rejects")
+    body = page.locator("#bodies code.body", has_text="window.pwned")
+    expect(body).to_have_count(1)
+    expect(body).to_have_text(INJECTED)  # shown as text, escaped
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert page.locator("#pwned").count() == 0
+    assert "&lt;script&gt;window.pwned" in page.content()
+    # the CSP holds too: a script injected into the page anyway is refused
+    page.evaluate(
+        "() => { const s = document.createElement('script');"
+        " s.textContent = 'window.pwned = 3'; document.body.append(s); }"
+    )
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert any("Content Security Policy" in text for text in violations)
+    page.context.close()
+
+
+def test_the_console_pages_break_no_csp_rule_and_send_the_headers(console: Console) -> None:
+    page = console.signed_in("pii_admin")
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    for path in ("/", "/rejects", "/privacy", "/docs/"):
+        response = page.goto(path)
+        assert response is not None
+        page.wait_for_load_state("networkidle")
+        headers = response.headers
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["cache-control"] == "no-store"
+        csp = headers["content-security-policy"]
+        assert "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+        assert "'unsafe-eval'" not in csp
+        if path != "/docs/":
+            assert "script-src 'self';" in csp
+    assert [e for e in errors if "Content Security Policy" in e or "Error" in e] == []
+    # the docs site drew its model list (its inline scripts ran under their hashes)
+    expect(page.locator("body")).to_contain_text("user_logins")
     page.context.close()

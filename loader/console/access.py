@@ -42,8 +42,7 @@ def _readable(kind: str, name: str) -> str:
     not the role's to use (looking a name up in such a schema is itself refused)."""
     check = {
         "table": "pg_catalog.has_table_privilege(pg_catalog.to_regclass({n}), 'select')",
-        "function": "pg_catalog.has_function_privilege(pg_catalog.to_regprocedure({n}),"
-        " 'execute')",
+        "function": "pg_catalog.has_function_privilege(pg_catalog.to_regprocedure({n}), 'execute')",
     }[kind].format(n=name)
     return (
         "case when exists (select from pg_catalog.pg_namespace as ns"

@@ -466,3 +466,18 @@ def test_the_console_pages_break_no_csp_rule_and_send_the_headers(console: Conso
     # the docs site drew its model list (its inline scripts ran under their hashes)
     expect(page.locator("body")).to_contain_text("user_logins")
     page.context.close()
+
+
+def test_the_docs_site_describes_every_column(console: Console) -> None:
+    docs = console.pipeline.workdir / "docs"
+    manifest = json.loads((docs / "manifest.json").read_text())
+    catalog = json.loads((docs / "catalog.json").read_text())
+    assert catalog["nodes"], "dbt docs generate found no built model"
+    described = {**manifest["nodes"], **manifest["sources"]}
+    undocumented = [
+        f"{unique_id}.{column}"
+        for unique_id, node in {**catalog["nodes"], **catalog["sources"]}.items()
+        for column in node["columns"]
+        if not described[unique_id]["columns"].get(column, {}).get("description")
+    ]
+    assert undocumented == []

@@ -35,8 +35,9 @@ demo: install
 	@echo "The web console (needs the console extra: make install-all):"
 	@echo "  $(BIN)/logins docs      # once: the dbt docs site it serves under /docs"
 	@echo "  $(BIN)/logins console   # then open http://127.0.0.1:8080"
-	@echo "  sign in as postgres / postgres (the local stack's admin: every page), or give a"
-	@echo "  role a password first, e.g. psql -c \"alter role logins_analyst login password '...'\""
+	@echo "  sign in as the demo's own Postgres user (PGUSER / PGPASSWORD: postgres / postgres by"
+	@echo "  default, an admin: every page), or give a role a password first, e.g."
+	@echo "  psql -c \"alter role logins_analyst login password '...'\" (analyst, operator, pii_admin)"
 
 # Tests wait on SQS and dbt more than they compute: 2 workers halve the suite's time on
 # 2 cores (18 -> 10 minutes here). TEST_WORKERS=0 runs it in one process.

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -217,14 +219,14 @@ def test_overview_shows_the_real_messages(console: Console) -> None:
     # each chart drawn (Chart.js ran: the CSP let the static script in) with its table
     for chart in ("chart-logins", "chart-versions", "chart-locales", "chart-rejects"):
         assert page.locator(f"#{chart}").evaluate("c => Chart.getChart(c) !== undefined"), chart
-    counts = page.locator("#logins td.num").all_inner_texts()
+    counts = page.locator("#logins td.num").all_text_contents()
     assert sum(int(n) for n in counts) == len(records)
-    versions = page.locator("#versions tbody tr td:nth-child(2)").all_inner_texts()
+    versions = page.locator("#versions tbody tr td:nth-child(2)").all_text_contents()
     assert [int(v) for v in versions] == sorted(int(v) for v in versions)
     nulls = sum(1 for r in records if r["locale"] is None)
     null_row = page.locator("#locales td.null")
     expect(null_row).to_have_text("(null)")
-    assert int(null_row.locator("xpath=../td[2]").inner_text()) == nulls
+    assert int(null_row.locator("xpath=../td[2]").text_content() or "") == nulls
     expect(page.locator("#runs tbody tr")).to_have_count(1)
     expect(page.locator("#freshness")).to_contain_text("Newest load")
     if os.environ.get("CONSOLE_README_SCREENSHOT"):
@@ -481,3 +483,33 @@ def test_the_docs_site_describes_every_column(console: Console) -> None:
         if not described[unique_id]["columns"].get(column, {}).get("description")
     ]
     assert undocumented == []
+
+
+def test_logins_console_serves_the_console(console: Console) -> None:
+    """The command as a user starts it: pointed at the configured database, on the port asked."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "loader.cli", "console", "--port", str(port)],
+        env=console.pipeline.env,
+        cwd=console.pipeline.workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_answers("127.0.0.1", port, 60)
+        page = console.browser.new_page()
+        response = page.goto(f"http://127.0.0.1:{port}/signin")
+        assert response is not None
+        assert response.status == 200
+        assert response.headers["content-security-policy"].startswith("default-src 'self'")
+        page.fill("input[name=user]", console.role("analyst"))
+        page.fill("input[name=password]", ROLE_PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Overview")
+        page.close()
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    assert f"logins console on http://127.0.0.1:{port}/" in output
+    assert ROLE_PASSWORD not in output

@@ -11,7 +11,7 @@ document.addEventListener("DOMContentLoaded", () => {
         animation: false,
         responsive: true,
         maintainAspectRatio: false,
-        scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } },
+        scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } },
         plugins: { legend: { display: spec.datasets.length > 1 } },
       },
     });

@@ -464,9 +464,16 @@ def test_the_console_pages_break_no_csp_rule_and_send_the_headers(console: Conso
         assert "'unsafe-eval'" not in csp
         if path != "/docs/":
             assert "script-src 'self';" in csp
-    assert [e for e in errors if "Content Security Policy" in e or "Error" in e] == []
-    # the docs site drew its model list (its inline scripts ran under their hashes)
+    # the docs site drew its model list (its inline scripts ran under their hashes), a model's
+    # page with its columns, and the lineage graph
     expect(page.locator("body")).to_contain_text("user_logins")
+    page.goto("/docs/#!/model/model.user_logins.user_logins")
+    expect(page.locator("body")).to_contain_text("HMAC-SHA256 (hex) of the canonical IP")
+    page.locator(".launcher-btn").first.click()
+    expect(page.locator("canvas").first).to_be_visible()  # the lineage graph (cytoscape)
+    page.wait_for_timeout(500)
+    shot(page, "pii_admin-docs-lineage")
+    assert [e for e in errors if "Content Security Policy" in e or "Error" in e] == []
     page.context.close()
 
 
@@ -513,3 +520,34 @@ def test_logins_console_serves_the_console(console: Console) -> None:
         output, _ = server.communicate(timeout=30)
     assert f"logins console on http://127.0.0.1:{port}/" in output
     assert ROLE_PASSWORD not in output
+
+
+def test_duplicates_list_shared_masks_and_drill_down_to_their_rows(console: Console) -> None:
+    records = valid_records(SAMPLE.read_text().splitlines())
+    users: dict[tuple[str, str], set[str]] = {}
+    for r in records:
+        for kind, value in (("ip", canonical_ip(r["ip"])), ("device_id", r["device_id"])):
+            users.setdefault((kind, mask(kind, value)), set()).add(r["user_id"])
+    shared = {key: len(ids) for key, ids in users.items() if len(ids) > 1}
+    page = console.signed_in("analyst")
+    page.goto("/duplicates")
+    listed = {
+        (kind, row.locator("td.mask").inner_text()): int(row.locator("td.num").first.inner_text())
+        for kind in ("ip", "device_id")
+        for row in page.locator(f"#shared-{kind} tbody tr:has(td.mask)").all()
+    }
+    assert listed == shared
+    html = page.content()
+    assert not [r for r in records if canonical_ip(r["ip"]) in html or r["device_id"] in html]
+    if shared:
+        (kind, first), count = next(iter(sorted(shared.items())))
+        page.click(f"a[href='/duplicates/{kind}/{first}']")
+        expect(page.locator("h1")).to_have_text(f"Rows with {kind} mask")
+        rows = page.locator("table.rows tbody tr")
+        assert len({row.locator("td").first.inner_text() for row in rows.all()}) == count
+        shot(page, "analyst-duplicates-rows")
+    response = page.goto(f"/duplicates/ip/{'0' * 64}")
+    assert response is not None
+    assert response.status == 404
+    expect(page.locator("#error-message")).to_contain_text("no row has the ip mask")
+    page.context.close()

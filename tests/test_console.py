@@ -551,3 +551,26 @@ def test_duplicates_list_shared_masks_and_drill_down_to_their_rows(console: Cons
     assert response.status == 404
     expect(page.locator("#error-message")).to_contain_text("no row has the ip mask")
     page.context.close()
+
+
+def test_a_lost_connection_is_a_plain_error_page_then_a_new_sign_in(console: Console) -> None:
+    page = console.signed_in("analyst")
+    admin = connect(console.pipeline.database)
+    with admin.cursor() as cursor:
+        cursor.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where usename = %s and datname = %s",
+            (console.role("analyst"), console.pipeline.database),
+        )
+    admin.close()
+    response = page.goto("/duplicates")
+    assert response is not None
+    assert response.status == 500
+    expect(page.locator("#error-message")).to_have_text(
+        "Something went wrong on the server. The details are not shown here."
+    )
+    assert "Traceback" not in page.content()
+    assert "psycopg2" not in page.content()
+    page.goto("/duplicates")
+    assert page.url.endswith("/signin?expired=1")
+    page.context.close()

@@ -119,8 +119,12 @@ def visit(request: Request) -> Visit:
     data = console.signer.read(cookie)
     if data is None:
         raise SignedOut(expired=cookie is not None)
-    session = console.store.get(str(data.get("sid", "")))
+    session_id = str(data.get("sid", ""))
+    session = console.store.get(session_id)
     if session is None or not same_token(session.csrf, data.get("csrf")):
+        raise SignedOut(expired=True)
+    if session.conn.closed:  # Postgres ended it (restart, terminated): sign in again
+        console.store.close(session_id)
         raise SignedOut(expired=True)
     return Visit(request, session)
 

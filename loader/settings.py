@@ -243,6 +243,19 @@ class StatusSettings(BaseConfiguration):
 
 
 @configspec
+class ConsoleSettings(BaseConfiguration):
+    """`[console]`: the web console `logins console` serves (docs/console.md)."""
+
+    # A signed-in session unused this long is closed, its Postgres connection with it.
+    idle_minutes: float = 15
+    # Where `dbt docs generate` writes the docs site the console serves under /docs.
+    docs_dir: str = ".local/console-docs"
+
+    def on_resolved(self) -> None:
+        check_range("CONSOLE__IDLE_MINUTES", self.idle_minutes, 1, 24 * 60, unit="minutes")
+
+
+@configspec
 class StackSettings(BaseConfiguration):
     """`[stack]`: the local stack `logins up` starts."""
 
@@ -301,6 +314,10 @@ def roles_settings() -> RolesSettings:
 
 def status_settings() -> StatusSettings:
     return _resolve(StatusSettings(), ("status",))
+
+
+def console_settings() -> ConsoleSettings:
+    return _resolve(ConsoleSettings(), ("console",))
 
 
 def stack_settings() -> StackSettings:

@@ -24,6 +24,8 @@ MAY_IMPORT = {
     "devstack": {"warehouse", "ingest"},
     "db_init": {"warehouse", "ingest", "privacy", "operations"},
     "operations": {"warehouse", "ingest", "transform"},
+    # the web console works through the signed-in role's connection, with the pipeline's code
+    "console": {"warehouse", "privacy", "operations"},
 }
 
 
@@ -60,6 +62,33 @@ def test_dependencies_point_one_way(part: str) -> None:
         and part_of(module) not in allowed
     }
     assert wrong == set()
+
+
+def test_nothing_but_the_cli_imports_the_console() -> None:
+    wrong = [
+        str(path.relative_to(REPO))
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).parts[0] not in {"cli", "console"}
+        and any(part_of(m) == "console" for m in loader_imports(path))
+    ]
+    assert wrong == []
+
+
+def test_the_cli_loads_no_web_framework_until_the_console_runs() -> None:
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, loader.cli; loader.cli.build_parser();"
+            " print(sorted({m.split('.')[0] for m in sys.modules}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    for framework in ("starlette", "uvicorn", "jinja2"):
+        assert f"'{framework}'" not in loaded
 
 
 def test_nothing_but_the_cli_imports_the_cli() -> None:

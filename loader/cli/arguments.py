@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from loader import logs
 from loader.cli import pipeline_commands
+from loader.cli.console_commands import add_commands as add_console_commands
 from loader.cli.pii_arguments import add_commands as add_pii_commands
 
 
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sqs_protocol(status)
     status.set_defaults(handler=pipeline_commands.status)
+    add_console_commands(commands)
     return parser
 
 

@@ -81,7 +81,7 @@ def _queue(report: Status, queue: SqsQueue) -> None:
         return
     age = cloudwatch_oldest_age(queue.settings)
     oldest = (
-        f"oldest message {_duration(age)} (CloudWatch)"
+        f"oldest message {duration(age)} (CloudWatch)"
         if age is not None
         else ("oldest message age unknown (CloudWatch only, on AWS)")
     )
@@ -90,38 +90,58 @@ def _queue(report: Status, queue: SqsQueue) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Newest:
+    """user_logins' newest message and newest load (None when it holds no row)."""
+
+    sent_at: datetime | None
+    create_date: Any
+    loaded_at: datetime | None
+    age_seconds: float | None
+
+
+def newest(conn: Any, marts: str, owner_role: str) -> Newest | None:
+    """user_logins' newest message and load (None when the table is not built), read after
+    refusing the table if it carries another role's code (its owner is the transformer)."""
+    if not warehouse.table_exists(conn, marts, USER_LOGINS):
+        return None
+    with conn.cursor() as cursor:
+        cursor.execute("begin")
+        try:
+            refuse_attached_code(cursor, [(marts, USER_LOGINS)], write=False, owner_role=owner_role)
+            cursor.execute(
+                sql.SQL(
+                    "select pg_catalog.max(sent_at), pg_catalog.max(create_date),"
+                    " pg_catalog.max(loaded_at),"
+                    " pg_catalog.date_part('epoch', pg_catalog.now() - pg_catalog.max(loaded_at))"
+                    " from {}"
+                ).format(sql.Identifier(marts, USER_LOGINS))
+            )
+            row = cursor.fetchone()
+        finally:
+            cursor.execute("commit")
+    return Newest(*row)
+
+
 def _freshness(
     report: Status, conn: Any, marts: str, owner_role: str, max_age_minutes: float
 ) -> None:
-    """user_logins' newest message and newest load, read after refusing the table if it
-    carries another role's code (its owner is the transformer)."""
-    if not warehouse.table_exists(conn, marts, USER_LOGINS):
+    found = newest(conn, marts, owner_role)
+    if found is None:
         report.row("user_logins", "not built yet")
         report.problems.append(DataStale(f"{marts}.{USER_LOGINS} has not been built yet"))
         return
-    with conn.cursor() as cursor:
-        cursor.execute("begin")
-        refuse_attached_code(cursor, [(marts, USER_LOGINS)], write=False, owner_role=owner_role)
-        cursor.execute(
-            sql.SQL(
-                "select pg_catalog.max(sent_at), pg_catalog.max(create_date),"
-                " pg_catalog.max(loaded_at),"
-                " pg_catalog.date_part('epoch', pg_catalog.now() - pg_catalog.max(loaded_at))"
-                " from {}"
-            ).format(sql.Identifier(marts, USER_LOGINS))
-        )
-        sent_at, create_date, loaded_at, age = cursor.fetchone()
-        cursor.execute("commit")
-    if loaded_at is None:
+    if found.loaded_at is None:
         report.row("user_logins", "empty")
         report.problems.append(DataStale(f"{marts}.{USER_LOGINS} holds no row yet"))
         return
-    report.row("newest message", f"sent {_when(sent_at)} (create_date {create_date})")
-    report.row("newest load", f"{_when(loaded_at)}, {_duration(age)} ago")
-    if age > max_age_minutes * 60:
+    age = found.age_seconds
+    report.row("newest message", f"sent {when(found.sent_at)} (create_date {found.create_date})")
+    report.row("newest load", f"{when(found.loaded_at)}, {duration(age)} ago")
+    if age is not None and age > max_age_minutes * 60:
         report.problems.append(
             DataStale(
-                f"the newest row in {marts}.{USER_LOGINS} was loaded {_duration(age)} ago, more "
+                f"the newest row in {marts}.{USER_LOGINS} was loaded {duration(age)} ago, more "
                 f"than STATUS__MAX_AGE_MINUTES ({max_age_minutes:g}): check the last runs, and "
                 "that messages reach the queue"
             )
@@ -157,7 +177,7 @@ def _runs(report: Status, conn: Any) -> None:
         outcome = run["status"] + (f" ({run['error_class']})" if run["error_class"] else "")
         added = f", +{run['rows_added']:,} rows" if run["rows_added"] is not None else ""
         report.lines.append(
-            f"    {_when(run['ended_at'])}  {run['command']:<4}  {outcome:<30}  received "
+            f"    {when(run['ended_at'])}  {run['command']:<4}  {outcome:<30}  received "
             f"{run['received']:,}, landed {run['landed']:,}{added}  ({run['recorded_by']})"
         )
     last = runs[0]
@@ -165,7 +185,7 @@ def _runs(report: Status, conn: Any) -> None:
         report.problems.append(
             LastRunFailed(
                 f"the last run ({last['command']}, {last['run_id']}, ended "
-                f"{_when(last['ended_at'])}) {last['status']}"
+                f"{when(last['ended_at'])}) {last['status']}"
                 + (f": {last['error_class']}" if last["error_class"] else "")
             )
         )
@@ -175,11 +195,11 @@ def _runs(report: Status, conn: Any) -> None:
 _RANK = {LastRunFailed: 1, DataStale: 2}
 
 
-def _when(moment: datetime | None) -> str:
+def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if moment else "?"
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     if seconds < 120:

@@ -58,7 +58,10 @@ def check_user_id(user_id: str) -> None:
 
 
 def forget(
-    credentials: PostgresCredentials, schemas: Schemas, user_id: str, rewrite: bool = False
+    source: PostgresCredentials | Connection,
+    schemas: Schemas,
+    user_id: str,
+    rewrite: bool = False,
 ) -> Erasure:
     """Erase a user: crypto-shred the originals of their values, erase every body and
     attribute of their messages, and replace their rows' masks in user_logins with random
@@ -70,10 +73,11 @@ def forget(
     encrypted original is kept, and reported. Rows stay (with their user_id), so every message
     is still counted. The rewritten tables are vacuumed, so no dead row keeps a value; with
     `rewrite`, rewritten whole (VACUUM FULL), so no erased byte stays in their pages' free space.
+    `source`: credentials, or the console's signed-in connection (autocommit, left open).
     """
     check_user_id(user_id)
     erasure = Erasure()
-    with transaction(credentials) as conn:
+    with transaction(source) as conn:
         tables = [t for t in schemas.pipeline_tables if warehouse.table_exists(conn, *t)]
         guard(conn, schemas, tables, write=True)
         present = set(tables)
@@ -113,7 +117,7 @@ def forget(
             erasure.raw_bodies + erasure.unparsed_bodies + erasure.reject_bodies,
         )
         erased_by = erasing_transaction_id(conn)
-    erasure.not_vacuumed = vacuum(credentials, sorted(present), full=rewrite, after=erased_by)
+    erasure.not_vacuumed = vacuum(source, sorted(present), full=rewrite, after=erased_by)
     return erasure
 
 
@@ -292,7 +296,7 @@ def erasing_transaction_id(conn: Connection) -> str:
 
 
 def vacuum(
-    credentials: PostgresCredentials,
+    source: PostgresCredentials | Connection,
     tables: Sequence[tuple[str, str]],
     full: bool = False,
     after: str | None = None,
@@ -307,7 +311,7 @@ def vacuum(
     to end. Returns what it could not vacuum, with why."""
     skipped = []
     command = sql.SQL("vacuum (full) {}" if full else "vacuum {}")
-    with warehouse.connect(credentials) as conn, conn.cursor() as cursor:
+    with warehouse.opened(source) as conn, conn.cursor() as cursor:
         holders = _wait_for_older_snapshots(cursor, after) if after else []
         if holders:
             skipped.append(

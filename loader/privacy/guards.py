@@ -27,9 +27,13 @@ def guard(
 
 
 @contextmanager
-def transaction(credentials: PostgresCredentials) -> Iterator[Connection]:
-    """One transaction: all of it commits, or none of it."""
-    with warehouse.connect(credentials) as conn:
+def transaction(source: PostgresCredentials | Connection) -> Iterator[Connection]:
+    """One transaction: all of it commits, or none of it. `source` is credentials, or an open
+    connection in autocommit mode (a console session's), which is left in that mode after."""
+    with warehouse.opened(source) as conn:
         conn.autocommit = False
-        with conn:
-            yield conn
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.autocommit = True

@@ -83,21 +83,33 @@ def recover_masks(
     """Decrypts, here, what pii.recover returns (it records `request` in pii.audit_log). The
     key is unlocked first, so a wrong passphrase costs no audit row."""
     with Decryptor(private_key, passphrase) as decryptor, warehouse.connect(credentials) as conn:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "select value_kind, value_mask, ciphertext, data_key_id, wrapped_key"
-                " from pii.recover(%s, %s, %s)",
-                (request, [kind for kind, _ in pairs], [mask for _, mask in pairs]),
-            )
-            rows = cursor.fetchall()
+        rows = sealed_originals(conn, request, pairs)
         data_keys: dict[int, str] = {}  # one private-key operation per sealing batch
         recovered = []
         for kind, mask, ciphertext, data_key_id, wrapped_key in rows:
             if data_key_id not in data_keys:
-                data_keys[data_key_id] = decryptor.decrypt(bytes(wrapped_key))
-            value = decrypt_with_data_key(data_keys[data_key_id], bytes(ciphertext))
+                data_keys[data_key_id] = decryptor.decrypt(wrapped_key)
+            value = decrypt_with_data_key(data_keys[data_key_id], ciphertext)
             recovered.append(Recovered(kind, mask, value))
     return sorted(recovered, key=lambda r: (r.kind, r.value)), len(pairs) - len(recovered)
+
+
+def sealed_originals(
+    conn: Connection, request: str, pairs: Sequence[tuple[str, str]]
+) -> list[tuple[str, str, bytes, int, bytes]]:
+    """What pii.recover returns for these (kind, mask) pairs, `request` in its audit row:
+    (kind, mask, ciphertext, data_key_id, wrapped data key), still encrypted. The CLI decrypts
+    them here; the console sends them to the officer's browser, which decrypts them there."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "select value_kind, value_mask, ciphertext, data_key_id, wrapped_key"
+            " from pii.recover(%s, %s, %s)",
+            (request, [kind for kind, _ in pairs], [mask for _, mask in pairs]),
+        )
+        return [
+            (kind, mask, bytes(ciphertext), data_key_id, bytes(wrapped))
+            for kind, mask, ciphertext, data_key_id, wrapped in cursor.fetchall()
+        ]
 
 
 def user_masks(

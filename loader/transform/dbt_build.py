@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dlt.destinations.impl.postgres.configuration import PostgresCredentials
@@ -77,6 +78,16 @@ def source_freshness(credentials: PostgresCredentials) -> list[SourceFreshness]:
         )
         for outcome in outcomes
     ]
+
+
+def docs_generate(credentials: PostgresCredentials, target: Path) -> None:
+    """`dbt docs generate` into `target` (the site: index.html, manifest.json, catalog.json)."""
+    result = _invoke(credentials, ["docs", "generate"], ["--target-path", str(target)])
+    if not result.success:
+        reason = f": {type(result.exception).__name__}" if result.exception else ""
+        raise TransformFailed(
+            f"dbt docs generate failed{reason} (the errors are above and in logs/dbt.log)"
+        )
 
 
 def _invoke(credentials: PostgresCredentials, command: list[str], options: list[str]) -> Any:

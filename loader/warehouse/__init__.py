@@ -3,7 +3,7 @@
 the refusal to run another role's code (`attached_code`)."""
 
 from loader.warehouse.catalog import analyze, column_exists, count_rows, table_exists
-from loader.warehouse.connection import PINNED_SEARCH_PATH, advisory_lock, check, connect
+from loader.warehouse.connection import PINNED_SEARCH_PATH, advisory_lock, check, connect, opened
 
 __all__ = [
     "PINNED_SEARCH_PATH",
@@ -13,5 +13,6 @@ __all__ = [
     "column_exists",
     "connect",
     "count_rows",
+    "opened",
     "table_exists",
 ]

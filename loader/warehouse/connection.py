@@ -56,6 +56,17 @@ def connect(credentials: PostgresCredentials, database: str | None = None) -> It
 
 
 @contextmanager
+def opened(source: PostgresCredentials | Connection) -> Iterator[Connection]:
+    """`source` itself when it is an open connection (a console session's, which stays open
+    after the block), else a new connection to the credentials, closed after it."""
+    if isinstance(source, Connection):
+        yield source
+        return
+    with connect(source) as conn:
+        yield conn
+
+
+@contextmanager
 def advisory_lock(credentials: PostgresCredentials, name: str, waiting: str) -> Iterator[int]:
     """Holds the advisory lock keyed hashtext(`name`), session-level on a connection of its
     own, for the `with` block; prints `waiting` (one line) if another session holds it first.

@@ -1,0 +1,122 @@
+"""The Dagster code location (loader/orchestration): its definitions validate, a run of its
+assets in-process lands the sample through dbt against real Postgres and the SQS emulator,
+its sensor reads the real queue, and the web UI draws the asset graph in Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, Pipeline
+from tests.expected import USER_LOGINS_COLUMNS, expected_row, valid_records
+
+dg = pytest.importorskip("dagster", reason="the orchestrate extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def orchestration() -> ModuleType:
+    """The code location, imported once per worker (Dagster and dbt are slow to import)."""
+    import loader.orchestration
+
+    return loader.orchestration
+
+
+@pytest.fixture
+def pipeline_environment(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    """This process's environment made the test pipeline's, as a deployment's would be."""
+    for name in list(os.environ):
+        if name.startswith(("PG", "AWS_", "DBT_")) and name not in pipeline.env:
+            monkeypatch.delenv(name)
+    for name, value in pipeline.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(pipeline.workdir)
+    return pipeline
+
+
+def test_the_definitions_validate(tmp_path: Path) -> None:
+    validated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "definitions",
+            "validate",
+            "-m",
+            "loader.orchestration",
+        ],
+        cwd=REPO,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path), "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert validated.returncode == 0, validated.stderr[-3000:]
+    assert "Validation successful for code location loader.orchestration" in (
+        validated.stdout + validated.stderr
+    )
+
+
+def test_a_materialization_lands_every_message_and_empties_the_queue(
+    orchestration: ModuleType, pipeline_environment: Pipeline, sample_lines: list[str]
+) -> None:
+    pipeline = pipeline_environment
+    pipeline.logins("db", "init")
+    pipeline.queue.send(sample_lines)
+    defs = orchestration.defs
+
+    result = defs.resolve_job_def("load_and_build").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral()
+    )
+
+    assert result.success
+    # every message landed once, reached user_logins or the rejects, and left the queue
+    assert pipeline.query(
+        "select count(*), count(distinct message_id) from raw.login_messages"
+    ) == [(100, 100)]
+    rows = pipeline.query(f"select {USER_LOGINS_COLUMNS} from public.user_logins")
+    assert sorted(rows, key=str) == sorted(
+        (expected_row(record) for record in valid_records(sample_lines)), key=str
+    )
+    assert pipeline.query("select count(*) from staging.stg_sqs__login_event_rejects") == [(1,)]
+    assert pipeline.queue.counts() == {"visible": 0, "in_flight": 0}
+
+    load = _materialization(result, ["raw", "login_messages"])
+    assert {
+        name: load[name] for name in ("received", "landed", "deleted", "queue_visible_after")
+    } == {
+        "received": 100,
+        "landed": 100,
+        "deleted": 100,
+        "queue_visible_after": 0,
+    }
+    assert load["duration_seconds"] > 0
+    # the run is in the history as `logins load` records it
+    assert pipeline.query(
+        "select command, status, received, landed, deleted from ops.pipeline_runs"
+    ) == [("load", "succeeded", 100, 100, 100)]
+    assert _materialization(result, ["user_logins"])["dagster/row_count"] == 99
+    rejects = _materialization(result, ["staging", "stg_sqs__login_event_rejects"])
+    assert rejects["dagster/row_count"] == 1
+    checks = result.get_asset_check_evaluations()
+    assert checks
+    assert all(check.passed for check in checks), [c.check_name for c in checks if not c.passed]
+
+
+def _materialization(result: Any, key: list[str]) -> dict[str, Any]:
+    """The metadata of the run's one materialization of `key`."""
+    (event,) = [
+        materialization
+        for materialization in (
+            event.step_materialization_data.materialization
+            for event in result.get_asset_materialization_events()
+        )
+        if materialization.asset_key == dg.AssetKey(key)
+    ]
+    return {name: value.value for name, value in event.metadata.items()}

@@ -96,7 +96,7 @@ def test_no_secret_is_built_into_a_layer() -> None:
 
 def test_it_installs_as_ci_does_with_the_runtime_extras() -> None:
     makefile = pip_installs((REPO / "Makefile").read_text())
-    image = pip_installs(" ".join(of("RUN")))
+    image = pip_installs("\n".join(of("RUN")))
     assert makefile[0] == image[0] == "python -m pip install --quiet --upgrade pip"
     ci_all = extras(makefile[-1])
     (installed,) = image[1:]

@@ -100,9 +100,9 @@ def test_it_installs_as_ci_does_with_the_runtime_extras() -> None:
     assert makefile[0] == image[0] == "python -m pip install --quiet --upgrade pip"
     ci_all = extras(makefile[-1])
     (installed,) = image[1:]
-    assert installed.replace(f"'.[{','.join(sorted(extras(installed)))}]'", "") == (
-        makefile[-1].replace(f"'.[{','.join(sorted(ci_all))}]'", "")
-    )
+    # the same command and options, only the extras differ
+    without_extras = re.compile(r"'\.\[[a-z,]+\]'")
+    assert without_extras.sub("", installed) == without_extras.sub("", makefile[-1])
     # the runtime extras CI installs, without its test tools and local emulator
     assert "orchestrate" in extras(installed)
     assert extras(installed) <= ci_all - {"dev", "local"}

@@ -120,3 +120,48 @@ def _materialization(result: Any, key: list[str]) -> dict[str, Any]:
         if materialization.asset_key == dg.AssetKey(key)
     ]
     return {name: value.value for name, value in event.metadata.items()}
+
+
+def test_the_sensor_requests_a_run_past_the_queue_depth_and_not_again_too_soon(
+    orchestration: ModuleType, pipeline_environment: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loader.orchestration.triggers import queue_depth_sensor
+
+    monkeypatch.setenv("ORCHESTRATE__SENSOR_QUEUE_DEPTH", "5")
+    monkeypatch.setenv("ORCHESTRATE__SENSOR_MIN_INTERVAL_SECONDS", "3600")
+    queue = pipeline_environment.queue
+    queue.send(["{}"] * 4)
+    context = dg.build_sensor_context()
+
+    below = queue_depth_sensor(context)
+    assert isinstance(below, dg.SkipReason)
+    assert "4 messages waiting, below the threshold of 5" in below.skip_message
+    assert context.cursor is None
+
+    queue.send(["{}"] * 2)
+    above = queue_depth_sensor(context)
+    assert isinstance(above, dg.RunRequest)
+    assert above.tags["queue_visible"] == "6"
+    assert context.cursor is not None
+    # within the minimum interval, a deep queue asks for no second run
+    again = queue_depth_sensor(dg.build_sensor_context(cursor=context.cursor))
+    assert isinstance(again, dg.SkipReason)
+    assert "minimum interval 3600 s" in again.skip_message
+    # the sensor only looked: every message is still waiting
+    assert queue.counts() == {"visible": 6, "in_flight": 0}
+
+
+def test_the_schedule_runs_every_five_minutes_unless_configured(
+    orchestration: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loader.errors import ConfigurationError
+    from loader.orchestration.triggers import every_few_minutes
+
+    (schedule,) = orchestration.defs.schedules
+    assert schedule.cron_schedule == "*/5 * * * *"
+    assert schedule.job_name == "load_and_build"
+    monkeypatch.setenv("ORCHESTRATE__SCHEDULE_CRON", "0 * * * *")
+    assert every_few_minutes().cron_schedule == "0 * * * *"
+    monkeypatch.setenv("ORCHESTRATE__SCHEDULE_CRON", "every minute")
+    with pytest.raises(ConfigurationError, match="ORCHESTRATE__SCHEDULE_CRON"):
+        every_few_minutes()

@@ -19,7 +19,7 @@ from dagster_dbt import (
 
 from loader import warehouse
 from loader.names import REJECTS, STAGING_SCHEMA, USER_LOGINS
-from loader.orchestration.load_asset import LOAD_ASSET_KEY
+from loader.orchestration.load_asset import GROUP, LOAD_ASSET_KEY
 from loader.paths import project_root
 from loader.settings import libpq_environment, marts_schema, postgres_credentials
 
@@ -67,7 +67,7 @@ def ensure_manifest(project: DbtProject = PROJECT) -> Path:
 
 
 class LoginsTranslator(DagsterDbtTranslator):
-    """dbt's raw sources are the load's table; the models form the `transform` group."""
+    """dbt's raw sources are the load's table; the models join the load's group."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if (
@@ -78,7 +78,7 @@ class LoginsTranslator(DagsterDbtTranslator):
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        return "transform"
+        return GROUP
 
 
 TRANSLATOR = LoginsTranslator(

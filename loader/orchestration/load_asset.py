@@ -19,11 +19,13 @@ from loader.settings import (
 
 # The raw table the load lands in; dbt's sources on raw map to this key (dbt_assets.py).
 LOAD_ASSET_KEY = dg.AssetKey([RAW_SCHEMA, RAW_TABLE])
+# One group for the load and the models: the group's graph is the whole flow.
+GROUP = "user_logins_pipeline"
 
 
 @dg.asset(
     key=LOAD_ASSET_KEY,
-    group_name="ingest",
+    group_name=GROUP,
     kinds={"sqs", "dlt", "postgres"},
     description=(
         "SQS load: every message waiting in the queue landed in raw.login_messages, then "

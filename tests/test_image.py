@@ -176,3 +176,34 @@ def test_the_compose_loader_runs_the_image_beside_postgres_and_localstack() -> N
     assert "chown -R logins:logins target logs /var/lib/logins" in " ".join(of("RUN"))
     # `docker compose up` alone still starts just the stack the README describes
     assert setup["profiles"] == loader["profiles"] == ["loader"]
+
+
+def test_the_keda_example_scales_the_image_on_the_queue() -> None:
+    documents = list(yaml.safe_load_all((REPO / "deploy" / "keda-scaledjob.yaml").read_text()))
+    by_kind = {document["kind"]: document for document in documents}
+    assert set(by_kind) == {"TriggerAuthentication", "ScaledJob"}
+    assert all(document["apiVersion"] == "keda.sh/v1alpha1" for document in documents)
+    authentication, job = by_kind["TriggerAuthentication"], by_kind["ScaledJob"]
+    assert authentication["spec"] == {"podIdentity": {"provider": "aws"}}
+    (trigger,) = job["spec"]["triggers"]
+    assert trigger["type"] == "aws-sqs-queue"
+    assert trigger["authenticationRef"]["name"] == authentication["metadata"]["name"]
+    metadata = trigger["metadata"]
+    assert set(metadata) >= {"queueURL", "queueLength", "awsRegion"}
+    assert all(isinstance(value, str) for value in metadata.values())  # KEDA reads strings
+    assert int(metadata["queueLength"]) > 0
+    pod = job["spec"]["jobTargetRef"]["template"]["spec"]
+    (container,) = pod["containers"]
+    environment = {item["name"]: item for item in container["env"]}
+    # the job runs the image's entrypoint on the queue the scaler watches, as the image's user
+    assert container["args"] == ["load"]
+    assert environment["SOURCES__SQS__QUEUE_URL"]["value"] == metadata["queueURL"]
+    assert metadata["queueURL"].split(".")[1] == metadata["awsRegion"]
+    assert pod["securityContext"]["runAsUser"] == int(of("USER")[0].split(":")[0])
+    assert pod["restartPolicy"] == "Never"
+    # no secret written into the manifest: the password comes from a Secret
+    assert "value" not in environment["PGPASSWORD"]
+    assert "secretKeyRef" in environment["PGPASSWORD"]["valueFrom"]
+    assert [
+        n for n, item in environment.items() if SECRET_LOOKING.search(n) and "value" in item
+    ] == []

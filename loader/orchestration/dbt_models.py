@@ -2,6 +2,7 @@
 checks, and dbt's raw sources drawn as the SQS load's output so the graph reads
 SQS load -> raw -> staging -> user_logins."""
 
+import fcntl
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -61,8 +62,16 @@ def _dbt_files_newer_than(manifest: Path) -> bool:
 def ensure_manifest(project: DbtProject = PROJECT) -> Path:
     """The manifest, parsed (`dbt parse`, no database needed) when it is older than the dbt
     files: at definition time, so `dagster definitions validate` and a fresh clone work."""
-    if _dbt_files_newer_than(project.manifest_path):
-        dbt_resource().cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    if not _dbt_files_newer_than(project.manifest_path):
+        return project.manifest_path
+    folder = project.project_dir / project.target_path
+    folder.mkdir(parents=True, exist_ok=True)
+    # processes loading the code location at once (test workers, the webserver and its
+    # code server) parse one at a time; the others then find the manifest fresh
+    with (folder / "parse.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _dbt_files_newer_than(project.manifest_path):
+            dbt_resource().cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return project.manifest_path
 
 

@@ -336,10 +336,11 @@ def measure_loaders(bench: Bench, args: argparse.Namespace, stamp: datetime) -> 
         "settings": {
             "count": args.count,
             "loaders": args.loaders,
+            "split_receivers": args.split_receivers,
             "receivers": args.receivers,
             "chunk_size": args.chunk_size,
         },
-        "scale_out": measure_scale_out(bench, args.loaders, args.count),
+        "scale_out": measure_scale_out(bench, args.loaders, args.count, args.split_receivers),
     }
 
 
@@ -493,6 +494,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="scale-out instead: K `logins load` processes on one queue, for each K of a "
         "list such as 1,2,4 (the first K again at the end, for a paired comparison)",
+    )
+    parser.add_argument(
+        "--split-receivers",
+        action="store_true",
+        help="with --loaders: the K loaders share --receivers threads (at least one each)",
     )
     parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
     args = parser.parse_args(argv)

@@ -22,21 +22,29 @@ if TYPE_CHECKING:
 SUMMARY = re.compile(r"received ([\d,]+), landed ([\d,]+), deleted ([\d,]+)")
 
 
-def measure_scale_out(bench: Bench, counts: list[int], n: int) -> list[dict[str, Any]]:
+def measure_scale_out(
+    bench: Bench, counts: list[int], n: int, split_receivers: bool = False
+) -> list[dict[str, Any]]:
     bench.logins("db", "init")
     rounds = [*counts, counts[0]] if len(counts) > 1 else counts
-    return [one_round(bench, k, n) for k in rounds]
+    return [one_round(bench, k, n, split_receivers) for k in rounds]
 
 
-def one_round(bench: Bench, k: int, n: int) -> dict[str, Any]:
+def one_round(bench: Bench, k: int, n: int, split_receivers: bool = False) -> dict[str, Any]:
+    """With `split_receivers`, the K loaders share the receiver threads one loader has (at
+    least one each), so every K polls SQS with the same number of threads."""
     from bench.__main__ import BIN, REPO, say
 
     rows_before = bench.raw_rows_or_zero()
     bench.seed(n)
     bench.steps += 1
     logs = [bench.work / f"{bench.steps:02d}-loaders-{k}-{i}.log" for i in range(k)]
+    receivers = int(bench.env["LOADER__RECEIVERS"])
+    if split_receivers:
+        receivers = max(1, receivers // k)
+    env = {**bench.env, "LOADER__RECEIVERS": str(receivers)}
     sample, outs = run_measured_group(
-        [[str(BIN / "logins"), "load"]] * k, bench.env, logs, n, cwd=REPO, servers=bench.servers
+        [[str(BIN / "logins"), "load"]] * k, env, logs, n, cwd=REPO, servers=bench.servers
     )
     per_loader = [_counts(out) for out in outs]
     landed = sum(c["landed"] for c in per_loader)
@@ -56,6 +64,7 @@ def one_round(bench: Bench, k: int, n: int) -> dict[str, Any]:
     )
     return {
         "loaders": k,
+        "receivers_each": receivers,
         "messages": n,
         "throughput": n / sample.wall,
         "per_loader": per_loader,
@@ -81,7 +90,9 @@ def render_scale_out(result: dict[str, Any]) -> str:
     base = rounds[0]
     lines = [
         f"scale-out {result['date']}: N={result['settings']['count']:,} a round, "
-        f"{result['settings']['receivers']} receivers a loader; the first K again at the end",
+        f"{result['settings']['receivers']} receivers "
+        + ("shared by the K loaders" if result["settings"].get("split_receivers") else "a loader")
+        + "; the first K again at the end",
         "",
         f"{'loaders':<8} {'wall s':>7} {'msg/s':>7} {'CPU us/msg':>11} {'vs K=1':>7} "
         f"{'LocalStack CPU s':>17} {'load avg':>9}  landed each",

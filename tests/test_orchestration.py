@@ -116,6 +116,9 @@ def test_a_materialization_lands_every_message_and_empties_the_queue(
         "select command, status, received, landed, deleted from ops.pipeline_runs"
     ) == [("load", "succeeded", 100, 100, 100)]
     assert _materialization(result, ["user_logins"])["dagster/row_count"] == 99
+    staging = _materialization(result, ["staging", "stg_sqs__login_events"])
+    assert staging["dagster/row_count"] == 100
+    assert staging["Execution Duration"] > 0  # dagster-dbt's own timing
     rejects = _materialization(result, ["staging", "stg_sqs__login_event_rejects"])
     assert rejects["dagster/row_count"] == 1
     checks = result.get_asset_check_evaluations()

@@ -19,7 +19,7 @@ from dagster_dbt import (
 )
 
 from loader import warehouse
-from loader.names import REJECTS, STAGING_SCHEMA, USER_LOGINS
+from loader.names import REJECTS, STAGING, STAGING_SCHEMA, USER_LOGINS
 from loader.orchestration.load_asset import GROUP, LOAD_ASSET_KEY
 from loader.paths import project_root
 from loader.settings import libpq_environment, marts_schema, postgres_credentials
@@ -33,7 +33,7 @@ RAW_SOURCE = "sqs"
 SELECTOR = "incremental"
 
 # The tables whose row count each build's materialization carries.
-_COUNTED = {USER_LOGINS, REJECTS}
+_COUNTED = {STAGING, USER_LOGINS, REJECTS}
 
 PROJECT = DbtProject(project_dir=project_root(), target_path=MANIFEST_DIR)
 
@@ -117,7 +117,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterat
 
 
 def _with_row_count(context: dg.AssetExecutionContext, event: Any) -> Any:
-    """`event` with the row count of the table it built, for user_logins and the rejects
+    """`event` with the row count of the table it built: staging, user_logins, the rejects
     (the count of rejected messages). Counted here, not by dagster-dbt's fetch_row_counts,
     which names relations in the database the manifest was parsed against."""
     if not isinstance(event, dg.Output):

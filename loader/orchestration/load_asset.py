@@ -17,7 +17,7 @@ from loader.settings import (
     writable_pipelines_dir,
 )
 
-# The raw table the load lands in; dbt's sources on raw map to this key (dbt_assets.py).
+# The raw table the load lands in; dbt's sources on raw map to this key (dbt_models.py).
 LOAD_ASSET_KEY = dg.AssetKey([RAW_SCHEMA, RAW_TABLE])
 # One group for the load and the models: the group's graph is the whole flow.
 GROUP = "user_logins_pipeline"

@@ -27,8 +27,9 @@ import psycopg2
 
 from bench import localstack
 from bench.measure import Sample, StepFailed, run_measured, servers_cpu, spread
-from loader.devstack import seed
-from loader.devstack.ports import free_port, synthetic
+from bench.scaleout import measure_scale_out, render_scale_out
+from loader.devstack import seed, synthetic
+from loader.devstack.ports import free_port
 from loader.ingest.sqs import SqsQueue
 from loader.settings import LoaderSettings, SqsSettings
 
@@ -200,6 +201,25 @@ class Bench:
     def raw_rows(self) -> int:
         return int(self.query("select count(*) from raw.login_messages"))
 
+    def raw_rows_or_zero(self) -> int:
+        """raw's rows, 0 before the first load creates the table."""
+        if not self.query("select to_regclass('raw.login_messages') is not null"):
+            return 0
+        return self.raw_rows()
+
+    def raw_counts(self) -> tuple[int, int]:
+        """raw's rows and its distinct message ids."""
+        conn = psycopg2.connect(dbname=self.database, **self.pg)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "select count(*), count(distinct message_id) from raw.login_messages"
+                )
+                rows, distinct = cursor.fetchone()
+                return int(rows), int(distinct)
+        finally:
+            conn.close()
+
     def check_outcomes(self) -> dict[str, int]:
         """Every landed message is in exactly one of user_logins or the rejects."""
         landed = int(self.query("select count(distinct message_id) from raw.login_messages"))
@@ -232,6 +252,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with localstack.running(HOME, port) as emulator:
             bench = Bench(args, port, database, work, emulator.pid)
             bench.create_queue()
+            if args.loaders:
+                return measure_loaders(bench, args, stamp)
             return measure(bench, args, stamp)
     finally:
         if not args.keep_database:
@@ -304,6 +326,33 @@ def measure(bench: Bench, args: argparse.Namespace, stamp: datetime) -> dict[str
         result["load_1m"] = million.as_dict()
         result["peak_rss_mb"]["1m"] = million.peak_rss_mb
     return result
+
+
+def measure_loaders(bench: Bench, args: argparse.Namespace, stamp: datetime) -> dict[str, Any]:
+    """--loaders: the scale-out rounds (bench/scaleout.py) instead of the default steps."""
+    return {
+        "date": stamp.isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "load_average_after": os.getloadavg()},
+        "settings": {
+            "count": args.count,
+            "loaders": args.loaders,
+            "split_receivers": args.split_receivers,
+            "receivers": args.receivers,
+            "chunk_size": args.chunk_size,
+        },
+        "scale_out": measure_scale_out(bench, args.loaders, args.count, args.split_receivers),
+    }
+
+
+def loader_counts(text: str) -> list[int]:
+    """--loaders' value: K, or Ks separated by commas (1,2,4), each 1 to 16."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number or list like 1,2,4") from None
+    if not counts or not all(1 <= k <= 16 for k in counts):
+        raise argparse.ArgumentTypeError(f"'{text}': each K must be 1 to 16")
+    return counts
 
 
 def render(result: dict[str, Any]) -> str:
@@ -439,6 +488,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--million", action="store_true", help="also load 1M (peak RSS, dbt)")
     parser.add_argument("--port", type=int, default=0, help="LocalStack port (default: free)")
+    parser.add_argument(
+        "--loaders",
+        type=loader_counts,
+        default=None,
+        help="scale-out instead: K `logins load` processes on one queue, for each K of a "
+        "list such as 1,2,4 (the first K again at the end, for a paired comparison)",
+    )
+    parser.add_argument(
+        "--split-receivers",
+        action="store_true",
+        help="with --loaders: the K loaders share --receivers threads (at least one each)",
+    )
     parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
     args = parser.parse_args(argv)
     try:
@@ -446,12 +507,12 @@ def main(argv: list[str] | None = None) -> int:
     except (localstack.BenchSetupError, StepFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    table = render(result)
+    table = render_scale_out(result) if args.loaders else render(result)
     print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = json.dumps({**result, "table": table}, indent=2)
     (RESULTS / f"{result['date'].replace(':', '')}.json").write_text(text)
-    (RESULTS / "latest.json").write_text(text)
+    (RESULTS / ("latest-scale-out.json" if args.loaders else "latest.json")).write_text(text)
     return 0
 
 

@@ -130,3 +130,65 @@ def _used(before: float | None, after: float | None) -> float | None:
 def spread(values: list[float]) -> dict[str, float]:
     """Median and range of repeated measurements."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+@dataclass
+class GroupSample:
+    """K processes started together: wall time until the last ends, their CPU summed."""
+
+    wall: float
+    cpu: float  # user + system, summed over the processes
+    peak_rss_mb: float  # the largest process's
+    messages: int
+    load_average: float
+    emulator_cpu: float | None = None
+    postgres_cpu: float | None = None
+
+    @property
+    def cpu_us_per_message(self) -> float:
+        return 1e6 * self.cpu / max(self.messages, 1)
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {**asdict(self), "cpu_us_per_message": self.cpu_us_per_message}
+
+
+def run_measured_group(
+    commands: list[list[str]],
+    env: dict[str, str],
+    logs: list[Path],
+    messages: int,
+    cwd: Path | None = None,
+    servers: dict[str, int | None] | None = None,
+) -> tuple[GroupSample, list[str]]:
+    """Start every command at once, wait for all (os.wait4 each: its own CPU and peak RSS);
+    their stdouts are returned in order, each stderr goes to its log."""
+    servers = servers or {}
+    load_average = os.getloadavg()[0]
+    servers_before = {name: tree_cpu_seconds(pid) for name, pid in servers.items()}
+    outs = [log.with_suffix(".out") for log in logs]
+    handles = [path.open("wb") for path in outs + logs]
+    started = time.monotonic()
+    processes = [
+        subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=cwd)
+        for command, out, err in zip(
+            commands, handles[: len(outs)], handles[len(outs) :], strict=True
+        )
+    ]
+    cpu, rss, failed = 0.0, 0.0, []
+    for process, log in zip(processes, logs, strict=True):
+        _, status, usage = os.wait4(process.pid, 0)
+        cpu += usage.ru_utime + usage.ru_stime
+        rss = max(rss, usage.ru_maxrss / 1024)
+        if os.waitstatus_to_exitcode(status) != 0:
+            failed.append(f"{log.name}: exited {os.waitstatus_to_exitcode(status)}")
+    wall = time.monotonic() - started
+    for handle in handles:
+        handle.close()
+    if failed:
+        raise StepFailed("; ".join(failed))
+    used = {
+        f"{name}_cpu": _used(servers_before[name], tree_cpu_seconds(pid))
+        for name, pid in servers.items()
+    }
+    sample = GroupSample(wall, cpu, rss, messages, load_average, **used)
+    return sample, [path.read_text() for path in outs]

@@ -192,6 +192,30 @@ class TransformSettings(BaseConfiguration):
 
 
 @configspec
+class OrchestrateSettings(BaseConfiguration):
+    """`[orchestrate]`: when the Dagster code location (loader/orchestration) starts a run."""
+
+    # The schedule's cron expression: a load and build every 5 minutes.
+    schedule_cron: str = "*/5 * * * *"
+    # The sensor requests a run once this many messages are visible in the queue...
+    sensor_queue_depth: int = 10_000
+    # ...and at most once per this many seconds, so a deep queue does not start a run per tick.
+    sensor_min_interval_seconds: int = 60
+    # How often Dagster's daemon asks the sensor (seconds).
+    sensor_interval_seconds: int = 30
+
+    def on_resolved(self) -> None:
+        if len(self.schedule_cron.split()) != 5:
+            raise ConfigurationError(
+                f"ORCHESTRATE__SCHEDULE_CRON is '{self.schedule_cron}': set it to a cron "
+                "expression of five fields, e.g. */5 * * * *"
+            )
+        check_range("ORCHESTRATE__SENSOR_QUEUE_DEPTH", self.sensor_queue_depth, 1)
+        check_range("ORCHESTRATE__SENSOR_MIN_INTERVAL_SECONDS", self.sensor_min_interval_seconds, 0)
+        check_range("ORCHESTRATE__SENSOR_INTERVAL_SECONDS", self.sensor_interval_seconds, 1)
+
+
+@configspec
 class PiiSettings(BaseConfiguration):
     """`[pii]`: the HMAC key behind masked_ip / masked_device_id, recovery and retention."""
 
@@ -322,6 +346,10 @@ def console_settings() -> ConsoleSettings:
 
 def stack_settings() -> StackSettings:
     return _resolve(StackSettings(), ("stack",))
+
+
+def orchestrate_settings() -> OrchestrateSettings:
+    return _resolve(OrchestrateSettings(), ("orchestrate",))
 
 
 def metrics_settings() -> MetricsSettings:

@@ -26,6 +26,8 @@ MAY_IMPORT = {
     "operations": {"warehouse", "ingest", "transform"},
     # the web console works through the signed-in role's connection, with the pipeline's code
     "console": {"warehouse", "privacy", "operations"},
+    # the Dagster code location: an optional extra, so nothing else in loader/ imports it
+    "orchestration": {"warehouse", "ingest", "transform", "operations"},
 }
 
 
@@ -130,6 +132,43 @@ def test_admin_and_pii_code_load_neither_dlt_nor_pyarrow(module: str) -> None:
     ).stdout
     assert "'dlt'" not in loaded
     assert "'pyarrow'" not in loaded
+
+
+def test_nothing_imports_the_orchestration() -> None:
+    wrong = [
+        str(path.relative_to(REPO))
+        for path in PACKAGE.rglob("*.py")
+        if "orchestration" not in path.relative_to(PACKAGE).parts[:1]
+        and any(part_of(m) == "orchestration" for m in loader_imports(path))
+    ]
+    assert wrong == []
+
+
+def test_the_command_and_the_flow_never_load_dagster() -> None:
+    """Dagster is an optional extra: `logins` and its packages run without it."""
+    modules = [
+        "loader.cli",
+        "loader.cli.pipeline_commands",
+        "loader.ingest.load",
+        "loader.transform.dbt_build",
+        "loader.operations.reporting",
+        "loader.db_init",
+    ]
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, {', '.join(modules)}; "
+            "print(sorted({m.split('.')[0] for m in sys.modules}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    assert "'loader'" in loaded
+    assert "'dagster'" not in loaded
+    assert "'dagster_dbt'" not in loaded
 
 
 def test_the_benchmark_uses_only_public_loader_names() -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+from psycopg2 import sql
 
 from bench import localstack
 from bench.measure import Sample, StepFailed, run_measured, servers_cpu, spread
@@ -46,6 +47,13 @@ TARGETS = {
     "dbt_incremental_seconds": 5.0,
     "peak_rss_mb": 250.0,
     "rss_growth": 0.10,
+}
+
+
+CONFIGURATIONS = {
+    "production": "production configuration: load as the loader role, dbt as the transformer, "
+    "a recovery key installed (new values sealed), no raw retention",
+    "superuser": "superuser configuration (--superuser): every step as PGUSER, no recovery key",
 }
 
 
@@ -101,6 +109,12 @@ class Bench:
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
         self.steps = 0
+        # the production configuration (docs/operations.md): the load as the loader role, dbt
+        # as the transformer, erasure as the PII admin; --superuser runs everything as PGUSER
+        self.roles_prefix = f"{database}_"
+        self.env["ROLES__PREFIX"] = self.roles_prefix
+        self.env["PII__RECOVERY_KEY_FILE"] = str(work / "recovery_key.asc")
+        self.role_passwords: dict[str, str] = {}
         # whose CPU each step records beside its own: what else kept the two cores busy
         self.servers = {"postgres": self.postmaster_pid(), "emulator": emulator_pid}
 
@@ -133,12 +147,61 @@ class Bench:
         counts = queue.approximate_counts()
         return counts["visible"] + counts["in_flight"]
 
+    def set_up_production(self) -> None:
+        """Roles (each with a password of this run's), a recovery key, so new values are
+        sealed, and no raw retention: what the README tells production users to run."""
+        self.logins("roles", "apply")
+        conn = psycopg2.connect(dbname=self.database, **self.pg)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                for role in ("loader", "transformer", "pii_admin"):
+                    password = secrets.token_hex(16)
+                    cursor.execute(
+                        sql.SQL("alter role {} password %s").format(
+                            sql.Identifier(self.roles_prefix + role)
+                        ),
+                        (password,),
+                    )
+                    self.role_passwords[role] = password
+        finally:
+            conn.close()
+        self.logins("pii", "keygen", "--demo")
+
+    def drop_roles(self) -> None:
+        """This run's roles (the database is dropped first, so they own nothing)."""
+        conn = psycopg2.connect(dbname="postgres", **self.pg)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "select rolname from pg_roles where starts_with(rolname, %s)",
+                    (self.roles_prefix,),
+                )
+                for (role,) in cursor.fetchall():
+                    cursor.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+        finally:
+            conn.close()
+
+    def env_as(self, role: str) -> dict[str, str]:
+        """The environment of a step run as `role` (PGUSER itself under --superuser)."""
+        if role not in self.role_passwords:
+            return self.env
+        return {
+            **self.env,
+            "PGUSER": self.roles_prefix + role,
+            "PGPASSWORD": self.role_passwords[role],
+        }
+
     # -- measured steps -----------------------------------------------------------------------
 
-    def _run(self, name: str, command: list[str], messages: int = 0) -> tuple[Sample, str]:
+    def _run(
+        self, name: str, command: list[str], messages: int = 0, role: str = ""
+    ) -> tuple[Sample, str]:
         self.steps += 1
         log = self.work / f"{self.steps:02d}-{name}.log"
-        sample, out = run_measured(command, self.env, log, messages, cwd=REPO, servers=self.servers)
+        env = self.env_as(role)
+        sample, out = run_measured(command, env, log, messages, cwd=REPO, servers=self.servers)
         servers = servers_cpu(sample.as_dict())
         say(
             f"{name}: {sample.wall:.1f} s wall, {sample.cpu:.1f} s CPU"
@@ -148,8 +211,8 @@ class Bench:
         )
         return sample, out
 
-    def logins(self, *args: str) -> None:
-        self._run(f"logins-{args[0]}", [str(BIN / "logins"), *args])
+    def logins(self, *args: str, role: str = "") -> None:
+        self._run(f"logins-{args[0]}", [str(BIN / "logins"), *args], role=role)
 
     def drain(self, count: int) -> Sample:
         self.seed(count)
@@ -176,7 +239,10 @@ class Bench:
     def load(self, count: int) -> Sample:
         self.seed(count)
         sample, out = self._run(
-            "load", [str(BIN / "logins"), "load", "--max-messages", str(count)], count
+            "load",
+            [str(BIN / "logins"), "load", "--max-messages", str(count)],
+            count,
+            role="loader",
         )
         if not out.startswith(f"received {count:,}, landed {count:,}, deleted {count:,}"):
             raise StepFailed(f"logins load did not land and delete all {count:,}: {out.strip()}")
@@ -186,8 +252,38 @@ class Bench:
 
     def dbt_build(self, *extra: str) -> Sample:
         project = ["--project-dir", str(REPO), "--profiles-dir", str(REPO)]
-        sample, _ = self._run("dbt-build", [str(BIN / "dbt"), "build", *extra, *project])
+        sample, _ = self._run(
+            "dbt-build", [str(BIN / "dbt"), "build", *extra, *project], role="transformer"
+        )
         return sample
+
+    def disk(self) -> dict[str, Any]:
+        """Bytes a message takes in each table (indexes and TOAST included), then what
+        `logins pii purge-raw --rewrite` of every processed body gives back in raw."""
+        tables = {
+            "raw": "raw.login_messages",
+            "staging": "staging.stg_sqs__login_events",
+            "user_logins": "public.user_logins",
+            "vault": "pii.vault",
+        }
+        messages = self.raw_rows()
+        sizes = {
+            name: int(self.query(f"select pg_total_relation_size('{t}')"))
+            for name, t in tables.items()
+        }
+        self._run(
+            "purge-raw",
+            [str(BIN / "logins"), "pii", "purge-raw", "--older-than", "0 seconds", "--rewrite"],
+            role="pii_admin",
+        )
+        raw_after = int(self.query("select pg_total_relation_size('raw.login_messages')"))
+        return {
+            "messages": messages,
+            "bytes": sizes,
+            "bytes_per_message": {name: size / messages for name, size in sizes.items()},
+            "raw_after_purge": raw_after,
+            "raw_after_purge_per_message": raw_after / messages,
+        }
 
     def query(self, sql: str) -> Any:
         conn = psycopg2.connect(dbname=self.database, **self.pg)
@@ -252,19 +348,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with localstack.running(HOME, port) as emulator:
             bench = Bench(args, port, database, work, emulator.pid)
             bench.create_queue()
-            if args.loaders:
-                return measure_loaders(bench, args, stamp)
-            return measure(bench, args, stamp)
+            try:
+                bench.logins("db", "init")
+                if not args.superuser:
+                    bench.set_up_production()
+                if args.loaders:
+                    return measure_loaders(bench, args, stamp)
+                return measure(bench, args, stamp)
+            finally:
+                if not args.keep_database:
+                    with admin.cursor() as cursor:
+                        cursor.execute(f'drop database if exists "{database}" with (force)')
+                    bench.drop_roles()
     finally:
-        if not args.keep_database:
-            with admin.cursor() as cursor:
-                cursor.execute(f'drop database if exists "{database}" with (force)')
         admin.close()
 
 
 def measure(bench: Bench, args: argparse.Namespace, stamp: datetime) -> dict[str, Any]:
     n = args.count
-    bench.logins("db", "init")
     drains: list[Sample] = []
     loads: list[Sample] = []
     for round_ in range(args.repeat):
@@ -287,11 +388,13 @@ def measure(bench: Bench, args: argparse.Namespace, stamp: datetime) -> dict[str
     # the nightly check (selectors.yml): nothing new to build, every whole-table test
     full_check = bench.dbt_build("--selector", "full_check")
     outcomes = bench.check_outcomes()
+    disk = None if args.superuser else bench.disk()
 
     cpu_rounds = [ld.cpu / dr.cpu for dr, ld in zip(drains, loads, strict=True)]
     result: dict[str, Any] = {
         "date": stamp.isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count(), "load_average_after": os.getloadavg()},
+        "configuration": "superuser" if args.superuser else "production",
         "settings": {
             "count": n,
             "repeat": args.repeat,
@@ -322,6 +425,8 @@ def measure(bench: Bench, args: argparse.Namespace, stamp: datetime) -> dict[str
         "peak_rss_mb": {"n": [s.peak_rss_mb for s in loads]},
         "outcomes": outcomes,
     }
+    if disk:
+        result["disk"] = disk
     if million:
         result["load_1m"] = million.as_dict()
         result["peak_rss_mb"]["1m"] = million.peak_rss_mb
@@ -355,6 +460,20 @@ def loader_counts(text: str) -> list[int]:
     return counts
 
 
+def disk_rows(disk: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not disk:  # --superuser runs, and results from before 2026-12-01
+        return []
+    per = disk["bytes_per_message"]
+    return [
+        ("disk, bytes per message", ", ".join(f"{name} {per[name]:,.0f}" for name in per)),
+        (
+            "  raw after purge-raw --rewrite",
+            f"{disk['raw_after_purge_per_message']:,.0f} bytes/message "
+            f"({disk['bytes']['raw'] - disk['raw_after_purge']:,} bytes given back)",
+        ),
+    ]
+
+
 def render(result: dict[str, Any]) -> str:
     """The figures, one line each, with the target where the issue sets one."""
 
@@ -373,6 +492,7 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"benchmark {result['date']}: N={n:,}, {settings['receivers']} receivers, "
         f"chunk {settings['chunk_size']:,}, {settings['repeat']} rounds; median (min-max)",
+        CONFIGURATIONS[result.get("configuration", "superuser")],
         "",
         f"{'measurement':<40} {'value':<34} target",
     ]
@@ -451,6 +571,7 @@ def render(result: dict[str, Any]) -> str:
         )
         m = result["load_1m"]
         row("logins load 1M: wall s, CPU us/msg", f"{m['wall']:.0f}, {m['cpu_us_per_message']:.0f}")
+    lines += [f"{what:<40} {value}" for what, value in disk_rows(result.get("disk"))]
     out = result["outcomes"]
     lines += [
         "",
@@ -487,6 +608,12 @@ def main(argv: list[str] | None = None) -> int:
         "--incremental", type=int, default=10_000, help="messages before an incremental build"
     )
     parser.add_argument("--million", action="store_true", help="also load 1M (peak RSS, dbt)")
+    parser.add_argument(
+        "--superuser",
+        action="store_true",
+        help="run every step as PGUSER, with no roles and no recovery key (for comparison; "
+        "the default is the production configuration)",
+    )
     parser.add_argument("--port", type=int, default=0, help="LocalStack port (default: free)")
     parser.add_argument(
         "--loaders",

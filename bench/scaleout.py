@@ -25,7 +25,6 @@ SUMMARY = re.compile(r"received ([\d,]+), landed ([\d,]+), deleted ([\d,]+)")
 def measure_scale_out(
     bench: Bench, counts: list[int], n: int, split_receivers: bool = False
 ) -> list[dict[str, Any]]:
-    bench.logins("db", "init")
     rounds = [*counts, counts[0]] if len(counts) > 1 else counts
     return [one_round(bench, k, n, split_receivers) for k in rounds]
 
@@ -42,7 +41,7 @@ def one_round(bench: Bench, k: int, n: int, split_receivers: bool = False) -> di
     receivers = int(bench.env["LOADER__RECEIVERS"])
     if split_receivers:
         receivers = max(1, receivers // k)
-    env = {**bench.env, "LOADER__RECEIVERS": str(receivers)}
+    env = {**bench.env_as("loader"), "LOADER__RECEIVERS": str(receivers)}
     sample, outs = run_measured_group(
         [[str(BIN / "logins"), "load"]] * k, env, logs, n, cwd=REPO, servers=bench.servers
     )

@@ -144,7 +144,7 @@ drop function if exists pii.seal(text[], text[], text[]);
 alter table pii.vault drop constraint if exists vault_data_key_id_fkey;
 
 -- An earlier version kept every call's values in one table, deleting them after: erased values
--- stayed in its pages as dead rows. Each call now has a table of its own, dropped with it.
+-- stayed in its pages as dead rows. Each call now makes pii.mask_batch and drops it.
 drop table if exists pii.mask_batches;
 
 -- Masks values given as values: element i of `vals` is a value of kind `kinds[i]` (null stays
@@ -155,11 +155,11 @@ drop table if exists pii.mask_batches;
 -- masks.
 -- Envelope: one random data key a call, stored only encrypted to the recovery public key; each
 -- value encrypted with it (pgp_sym_encrypt, ~10 us). A first build seals millions of values,
--- so the values go through a table of the call's own into one query that parallel workers
--- share (one HMAC and one encryption a value; workers cannot read a session's temporary
--- tables); a small call stays below the parallel scan threshold and runs in this backend. The
--- call's table is unlogged and dropped before the call returns (or with its transaction), so
--- no page keeps a value once the transaction ends.
+-- so the values go through a table into one query that parallel workers share (one HMAC and
+-- one encryption a value; workers cannot read a session's temporary tables); a small call
+-- stays below the parallel scan threshold and runs in this backend. That table is unlogged,
+-- made by the call and dropped before it returns (or with its transaction), so no page keeps
+-- a value once the transaction ends.
 create or replace function pii.mask_values(
     kinds text[], vals text[], out masks text[], out key_version integer, out sealed integer
 )
@@ -175,8 +175,6 @@ set work_mem = '128MB'
 as $fn$
 declare
     current_key bytea;
-    -- this backend's, and only while the call runs: no one else can make it (pii is ours)
-    batch_table text := format('pii.%I', 'mask_batch_' || pg_backend_pid());
     secret text;
     data_key bigint;
 begin
@@ -205,17 +203,13 @@ begin
         returning data_key_id into data_key;
     end if;
 
-    execute format(
-        'create unlogged table %s (position bigint, kind text, value text)', batch_table
-    );
-    execute format(
-        'insert into %s (position, kind, value)'
-        ' select given.position, given.kind, given.value'
-        ' from unnest($1, $2) with ordinality as given (kind, value, position)',
-        batch_table
-    ) using kinds, vals;
+    -- made and dropped by each call: a second caller's create waits for the first caller's
+    -- transaction to end, so calls take turns (builds do anyway)
+    create unlogged table pii.mask_batch (position bigint, kind text, value text);
+    insert into pii.mask_batch (position, kind, value)
+    select given.position, given.kind, given.value
+    from unnest(kinds, vals) with ordinality as given (kind, value, position);
 
-    execute format($sql$
     create temporary table pii_masked_batch on commit drop as
     select
         masked.position,
@@ -223,14 +217,14 @@ begin
         masked.mask,
         case
             when
-                $1 is not null
+                secret is not null
                 and masked.value is not null
                 and not exists (
                     select from pii.vault as v
                     where v.kind = masked.kind and v.mask = masked.mask
                 )
                 then @pgcrypto@.pgp_sym_encrypt(
-                    masked.value, $1, 'cipher-algo=aes256, s2k-mode=1'::text
+                    masked.value, secret, 'cipher-algo=aes256, s2k-mode=1'::text
                 )
         end as ciphertext
     from (
@@ -238,12 +232,11 @@ begin
             b.position,
             b.kind,
             b.value,
-            pii.hmac_hex(b.kind, b.value, $2) as mask
-        from %s as b
-    ) as masked
-    $sql$, batch_table) using secret, current_key;
+            pii.hmac_hex(b.kind, b.value, current_key) as mask
+        from pii.mask_batch as b
+    ) as masked;
 
-    execute format('drop table %s', batch_table);
+    drop table pii.mask_batch;
 
     masks := array(
         select m.mask from pg_temp.pii_masked_batch as m order by m.position

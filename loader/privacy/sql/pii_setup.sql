@@ -210,31 +210,21 @@ begin
     select given.position, given.kind, given.value
     from unnest(kinds, vals) with ordinality as given (kind, value, position);
 
+    -- every value encrypted, in workers; the vault keeps those it lacks (below). Asking the
+    -- vault first, per value, kept this query in one process (a hashed subquery or a join
+    -- above the workers), and a first build lacks them all anyway.
     create temporary table pii_masked_batch on commit drop as
     select
-        masked.position,
-        masked.kind,
-        masked.mask,
+        b.position,
+        b.kind,
+        pii.hmac_hex(b.kind, b.value, current_key) as mask,
         case
-            when
-                secret is not null
-                and masked.value is not null
-                and not exists (
-                    select from pii.vault as v
-                    where v.kind = masked.kind and v.mask = masked.mask
-                )
+            when secret is not null and b.value is not null
                 then @pgcrypto@.pgp_sym_encrypt(
-                    masked.value, secret, 'cipher-algo=aes256, s2k-mode=1'::text
+                    b.value, secret, 'cipher-algo=aes256, s2k-mode=1'::text
                 )
         end as ciphertext
-    from (
-        select
-            b.position,
-            b.kind,
-            b.value,
-            pii.hmac_hex(b.kind, b.value, current_key) as mask
-        from pii.mask_batch as b
-    ) as masked;
+    from pii.mask_batch as b;
 
     drop table pii.mask_batch;
 
@@ -246,7 +236,11 @@ begin
     insert into pii.vault (kind, mask, data_key_id, ciphertext)
     select distinct on (m.kind, m.mask) m.kind, m.mask, data_key, m.ciphertext
     from pg_temp.pii_masked_batch as m
-    where m.ciphertext is not null
+    where
+        m.ciphertext is not null
+        and not exists (
+            select from pii.vault as v where v.kind = m.kind and v.mask = m.mask
+        )
     order by m.kind, m.mask;
     get diagnostics sealed = row_count;
     if sealed = 0 and data_key is not null then

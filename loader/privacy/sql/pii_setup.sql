@@ -175,8 +175,6 @@ set work_mem = '128MB'
 as $fn$
 declare
     current_key bytea;
-    -- this backend's, and only while the call runs: no one else can make it (pii is ours)
-    batch_table text := format('pii.%I', 'mask_batch_' || pg_backend_pid());
     secret text;
     data_key bigint;
 begin
@@ -205,17 +203,13 @@ begin
         returning data_key_id into data_key;
     end if;
 
-    execute format(
-        'create unlogged table %s (position bigint, kind text, value text)', batch_table
-    );
-    execute format(
-        'insert into %s (position, kind, value)'
-        ' select given.position, given.kind, given.value'
-        ' from unnest($1, $2) with ordinality as given (kind, value, position)',
-        batch_table
-    ) using kinds, vals;
+    -- static SQL only (no name is built): a concurrent call waits for this one's transaction
+    -- to end before it can make the table again (sealing calls wait on the vault's lock anyway)
+    create unlogged table pii.mask_batch (position bigint, kind text, value text);
+    insert into pii.mask_batch (position, kind, value)
+    select given.position, given.kind, given.value
+    from unnest(kinds, vals) with ordinality as given (kind, value, position);
 
-    execute format($sql$
     create temporary table pii_masked_batch on commit drop as
     select
         masked.position,
@@ -223,14 +217,14 @@ begin
         masked.mask,
         case
             when
-                $1 is not null
+                secret is not null
                 and masked.value is not null
                 and not exists (
                     select from pii.vault as v
                     where v.kind = masked.kind and v.mask = masked.mask
                 )
                 then @pgcrypto@.pgp_sym_encrypt(
-                    masked.value, $1, 'cipher-algo=aes256, s2k-mode=1'::text
+                    masked.value, secret, 'cipher-algo=aes256, s2k-mode=1'::text
                 )
         end as ciphertext
     from (
@@ -238,12 +232,11 @@ begin
             b.position,
             b.kind,
             b.value,
-            pii.hmac_hex(b.kind, b.value, $2) as mask
-        from %s as b
-    ) as masked
-    $sql$, batch_table) using secret, current_key;
+            pii.hmac_hex(b.kind, b.value, current_key) as mask
+        from pii.mask_batch as b
+    ) as masked;
 
-    execute format('drop table %s', batch_table);
+    drop table pii.mask_batch;
 
     masks := array(
         select m.mask from pg_temp.pii_masked_batch as m order by m.position

@@ -16,7 +16,9 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -413,6 +415,37 @@ def test_pii_admin_cannot_make_temporary_objects(pipeline: Pipeline, cast: Cast)
     assert query(
         db, "select has_database_privilege(%s, current_database(), 'TEMP')", (cast.admin,)
     ) == [(False,)]
+
+
+def test_concurrent_mask_values_calls_take_turns_on_the_call_table(
+    pipeline: Pipeline, cast: Cast
+) -> None:
+    """pii.mask_values() makes and drops one fixed-name table (no dynamic SQL in a definer
+    function): a second caller waits for the first's transaction, then gets its own masks."""
+    db = pipeline.database
+    first, second = connect(db, user=cast.transformer), connect(db, user=cast.admin)
+    call = "select (pii.mask_values(array['ip'], array[%s])).masks"
+    try:
+        with first.cursor() as cursor:
+            cursor.execute("begin")
+            cursor.execute(call, ("10.0.0.1",))
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(run_as, db, cast.transformer, call, ("10.0.0.2",))
+                time.sleep(0.5)
+                assert not waiting.done()  # the fixed name is taken until the first commits
+                cursor.execute("commit")
+                assert waiting.result(timeout=30) == [([mask_of(db, "ip", "10.0.0.2")],)]
+        with second.cursor() as cursor:
+            cursor.execute(call, ("10.0.0.3",))
+            assert cursor.fetchall() == [([mask_of(db, "ip", "10.0.0.3")],)]
+    finally:
+        first.close()
+        second.close()
+    assert query(db, "select to_regclass('pii.mask_batch')") == [(None,)]
+
+
+def mask_of(database: str, kind: str, value: str) -> str:
+    return query(database, "select pii.mask(%s, %s)", (kind, value))[0][0]
 
 
 # --- 3, 4: the loader's code on raw, run by the transformer, pii_admin or a superuser -----

@@ -448,6 +448,71 @@ def mask_of(database: str, kind: str, value: str) -> str:
     return query(database, "select pii.mask(%s, %s)", (kind, value))[0][0]
 
 
+def test_console_lookup_runs_no_transformer_code_as_pii_admin(
+    pipeline: Pipeline, built: Cast
+) -> None:
+    import threading
+
+    import requests
+    import uvicorn
+
+    from loader.console.app import create_app
+    from loader.console.config import ConsoleConfig
+    from loader.devstack.ports import free_port, wait_until_answers
+    from loader.names import Schemas
+    from tests.conftest import PG
+
+    db = pipeline.database
+    # the transformer owns user_logins: it swaps in a view whose filter calls its function
+    run_as(
+        db,
+        built.transformer,
+        "create table public.caught (who text);"
+        " grant insert on public.caught to public;"
+        " create function public.peek(text) returns text language plpgsql as $fn$"
+        " begin insert into public.caught values (current_user); return $1; end $fn$;"
+        " alter table public.user_logins rename to user_logins_kept;"
+        " create view public.user_logins as select k.* from public.user_logins_kept as k"
+        " where public.peek(k.user_id) is not null;"
+        f' grant select on public.user_logins to "{built.admin}"',
+    )
+    config = ConsoleConfig(
+        host=PG["host"],
+        port=PG["port"],
+        database=db,
+        schemas=Schemas(owner_role=built.owner),
+        analyst_role=built.analyst,
+        idle_seconds=900,
+        docs_dir=None,
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_config=None)
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        wait_until_answers("127.0.0.1", port, 30)
+        url = f"http://127.0.0.1:{port}"
+        browser = requests.Session()
+        form = browser.get(f"{url}/signin").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        browser.post(
+            f"{url}/signin",
+            data={"csrf_token": token, "user": built.admin, "password": "x"},
+            allow_redirects=False,
+        )
+        desk = browser.get(f"{url}/privacy").text
+        token = re.search(r'name="csrf-token" content="([^"]+)"', desk).group(1)
+        looked_up = browser.post(
+            f"{url}/privacy/lookup", data={"csrf_token": token, "q": "bystander-0001"}
+        )
+        assert looked_up.status_code == 409, looked_up.status_code
+        assert "refusing to read public.user_logins" in looked_up.text
+    finally:
+        server.should_exit = True
+    assert query(db, "select distinct who from public.caught") == []
+
+
 # --- 3, 4: the loader's code on raw, run by the transformer, pii_admin or a superuser -----
 
 

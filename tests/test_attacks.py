@@ -508,6 +508,17 @@ def test_console_lookup_runs_no_transformer_code_as_pii_admin(
         )
         assert looked_up.status_code == 409, looked_up.status_code
         assert "refusing to read public.user_logins" in looked_up.text
+        # the rejects are the transformer's too, and pii_admin's pages read their bodies
+        run_as(
+            db,
+            built.transformer,
+            "alter table staging.stg_sqs__login_event_rejects rename to rejects_kept;"
+            " create view staging.stg_sqs__login_event_rejects as select k.*"
+            " from staging.rejects_kept as k where public.peek(k.message_id) is not null;"
+            f' grant select on staging.stg_sqs__login_event_rejects to "{built.admin}"',
+        )
+        for page in ("/rejects", "/"):
+            assert browser.get(f"{url}{page}").status_code == 409, page
     finally:
         server.should_exit = True
     assert query(db, "select distinct who from public.caught") == []

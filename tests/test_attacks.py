@@ -16,7 +16,9 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -413,6 +415,113 @@ def test_pii_admin_cannot_make_temporary_objects(pipeline: Pipeline, cast: Cast)
     assert query(
         db, "select has_database_privilege(%s, current_database(), 'TEMP')", (cast.admin,)
     ) == [(False,)]
+
+
+def test_concurrent_mask_values_calls_take_turns_on_the_call_table(
+    pipeline: Pipeline, cast: Cast
+) -> None:
+    """pii.mask_values() makes and drops one fixed-name table (no dynamic SQL in a definer
+    function): a second caller waits for the first's transaction, then gets its own masks."""
+    db = pipeline.database
+    first, second = connect(db, user=cast.transformer), connect(db, user=cast.admin)
+    call = "select (pii.mask_values(array['ip'], array[%s])).masks"
+    try:
+        with first.cursor() as cursor:
+            cursor.execute("begin")
+            cursor.execute(call, ("10.0.0.1",))
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(run_as, db, cast.transformer, call, ("10.0.0.2",))
+                time.sleep(0.5)
+                assert not waiting.done()  # the fixed name is taken until the first commits
+                cursor.execute("commit")
+                assert waiting.result(timeout=30) == [([mask_of(db, "ip", "10.0.0.2")],)]
+        with second.cursor() as cursor:
+            cursor.execute(call, ("10.0.0.3",))
+            assert cursor.fetchall() == [([mask_of(db, "ip", "10.0.0.3")],)]
+    finally:
+        first.close()
+        second.close()
+    assert query(db, "select to_regclass('pii.mask_batch')") == [(None,)]
+
+
+def mask_of(database: str, kind: str, value: str) -> str:
+    return query(database, "select pii.mask(%s, %s)", (kind, value))[0][0]
+
+
+def test_console_lookup_runs_no_transformer_code_as_pii_admin(
+    pipeline: Pipeline, built: Cast
+) -> None:
+    import threading
+
+    import requests
+    import uvicorn
+
+    from loader.console.app import create_app
+    from loader.console.config import ConsoleConfig
+    from loader.devstack.ports import free_port, wait_until_answers
+    from loader.names import Schemas
+    from tests.conftest import PG
+
+    db = pipeline.database
+    # the transformer owns user_logins: it swaps in a view whose filter calls its function
+    run_as(
+        db,
+        built.transformer,
+        "create table public.caught (who text);"
+        " grant insert on public.caught to public;"
+        " create function public.peek(text) returns text language plpgsql as $fn$"
+        " begin insert into public.caught values (current_user); return $1; end $fn$;"
+        " alter table public.user_logins rename to user_logins_kept;"
+        " create view public.user_logins as select k.* from public.user_logins_kept as k"
+        " where public.peek(k.user_id) is not null;"
+        f' grant select on public.user_logins to "{built.admin}"',
+    )
+    config = ConsoleConfig(
+        host=PG["host"],
+        port=PG["port"],
+        database=db,
+        schemas=Schemas(owner_role=built.owner),
+        analyst_role=built.analyst,
+        idle_seconds=900,
+        docs_dir=None,
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_config=None)
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        wait_until_answers("127.0.0.1", port, 30)
+        url = f"http://127.0.0.1:{port}"
+        browser = requests.Session()
+        form = browser.get(f"{url}/signin").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        browser.post(
+            f"{url}/signin",
+            data={"csrf_token": token, "user": built.admin, "password": "x"},
+            allow_redirects=False,
+        )
+        desk = browser.get(f"{url}/privacy").text
+        token = re.search(r'name="csrf-token" content="([^"]+)"', desk).group(1)
+        looked_up = browser.post(
+            f"{url}/privacy/lookup", data={"csrf_token": token, "q": "bystander-0001"}
+        )
+        assert looked_up.status_code == 409, looked_up.status_code
+        assert "refusing to read public.user_logins" in looked_up.text
+        # the rejects are the transformer's too, and pii_admin's pages read their bodies
+        run_as(
+            db,
+            built.transformer,
+            "alter table staging.stg_sqs__login_event_rejects rename to rejects_kept;"
+            " create view staging.stg_sqs__login_event_rejects as select k.*"
+            " from staging.rejects_kept as k where public.peek(k.message_id) is not null;"
+            f' grant select on staging.stg_sqs__login_event_rejects to "{built.admin}"',
+        )
+        for page in ("/rejects", "/"):
+            assert browser.get(f"{url}{page}").status_code == 409, page
+    finally:
+        server.should_exit = True
+    assert query(db, "select distinct who from public.caught") == []
 
 
 # --- 3, 4: the loader's code on raw, run by the transformer, pii_admin or a superuser -----

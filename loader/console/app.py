@@ -43,6 +43,7 @@ from loader.console.web import (
     visit,
 )
 from loader.errors import PipelineError
+from loader.warehouse.attached_code import AttachedCode
 
 STATIC = Path(__file__).parent / "static"
 MAX_NAME_CHARS = 63  # Postgres' identifier length
@@ -146,6 +147,13 @@ async def bad_input(request: Request, error: Exception) -> Response:
     return render(request, "error.html", {"title": "Not found", "message": str(error)}, 404)
 
 
+async def attached_code(request: Request, error: Exception) -> Response:
+    # names the table and the code found on it, never a value: the officer can act on it
+    if _wants_json(request):
+        return JSONResponse({"error": str(error)}, status_code=409)
+    return render(request, "error.html", {"title": "Refused", "message": str(error)}, 409)
+
+
 async def server_error(request: Request, error: Exception) -> Response:
     log.error("console request failed: %s", type(error).__name__)
     message = "Something went wrong on the server. The details are not shown here."
@@ -187,6 +195,7 @@ def create_app(config: ConsoleConfig, secret: str | None = None) -> Starlette:
             Forbidden: forbidden,
             BadInput: bad_input,
             psycopg2.errors.InsufficientPrivilege: forbidden,
+            AttachedCode: attached_code,
             HTTPException: not_found,
             Exception: server_error,
         },

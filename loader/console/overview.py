@@ -15,8 +15,10 @@ from starlette.routing import Route
 from loader.console.access import Access
 from loader.console.config import ConsoleConfig
 from loader.console.web import visit
+from loader.names import REJECTS
 from loader.operations import history
 from loader.operations.status import duration, newest, when
+from loader.privacy.guards import guard, transaction
 
 LAST_RUNS = 10
 NULL_LOCALE = "(null)"
@@ -98,8 +100,10 @@ def rejects_per_day(
     else from the runs' counts (the operator reads no body); None for a role that may read
     neither."""
     if access.reject_bodies:
-        return _rows(
+        return guarded_rows(
             conn,
+            config,
+            (config.schemas.staging, REJECTS),
             sql.SQL(
                 "select (received_at at time zone 'UTC')::date::text, reject_code,"
                 " pg_catalog.count(*) from {} group by 1, 2 order by 1, 2"
@@ -117,6 +121,21 @@ def rejects_per_day(
             ),
         )
     return None
+
+
+def guarded_rows(
+    conn: Connection,
+    config: ConsoleConfig,
+    table: tuple[str, str],
+    query: sql.Composable,
+    params: Any = None,
+) -> list[tuple[Any, ...]]:
+    """`query`'s rows, read in one transaction after refusing `table` if it carries another
+    role's code: the rejects are the transformer's, and pii_admin reads them."""
+    with transaction(conn), conn.cursor() as cursor:
+        guard(conn, config.schemas, [table], write=False)
+        cursor.execute(query, params)
+        return cursor.fetchall()
 
 
 def _rows(conn: Connection, query: sql.Composable) -> list[tuple[Any, ...]]:

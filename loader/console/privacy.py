@@ -86,7 +86,10 @@ def look_up(conn: Connection, config: ConsoleConfig, asked: str) -> dict[str, An
         asked = check_user_id(asked)
         where = sql.SQL("user_id = %(q)s")
         what = "user_id"
-    with conn.cursor() as cursor:
+    # user_logins is the transformer's: refused if it carries another role's code (a view
+    # or policy calling its function would run that function as this officer)
+    with transaction(conn), conn.cursor() as cursor:
+        guard(conn, config.schemas, [(config.schemas.marts, USER_LOGINS)], write=False)
         cursor.execute(
             sql.SQL(
                 "select user_id, device_type, masked_ip, masked_device_id, locale,"
@@ -163,7 +166,8 @@ def _pairs(conn: Connection, config: ConsoleConfig, what: str, value: str) -> li
         if not pairs:
             raise BadInput("unknown user id: no row of user_logins has it")
         return pairs
-    with conn.cursor() as cursor:
+    with transaction(conn), conn.cursor() as cursor:
+        guard(conn, schemas, [(schemas.marts, USER_LOGINS)], write=False)
         cursor.execute(
             sql.SQL("select exists (select from {} where {} = %s)").format(
                 schemas.user_logins, sql.Identifier(KINDS[what])

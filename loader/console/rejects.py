@@ -12,8 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from loader.console.access import Access
-from loader.console.overview import rejects_per_day, stacked
+from loader.console.overview import guarded_rows, rejects_per_day, stacked
 from loader.console.web import visit
+from loader.names import REJECTS
 
 SHOWN = 200  # newest bodies on the page
 
@@ -25,15 +26,16 @@ async def rejects(request: Request) -> Response:
     def work(conn: Connection, access: Access) -> dict[str, Any]:
         bodies = None
         if access.reject_bodies:
-            with conn.cursor() as cursor:
-                cursor.execute(
-                    sql.SQL(
-                        "select received_at, message_id, reject_code, reject_reason, body"
-                        " from {} order by received_at desc, message_id limit %s"
-                    ).format(config.schemas.rejects),
-                    (SHOWN,),
-                )
-                bodies = cursor.fetchall()
+            bodies = guarded_rows(
+                conn,
+                config,
+                (config.schemas.staging, REJECTS),
+                sql.SQL(
+                    "select received_at, message_id, reject_code, reject_reason, body"
+                    " from {} order by received_at desc, message_id limit %s"
+                ).format(config.schemas.rejects),
+                (SHOWN,),
+            )
         per_day = rejects_per_day(conn, config, access) or []
         return {"per_day": per_day, "rejects_chart": stacked(per_day), "bodies": bodies}
 

@@ -41,8 +41,8 @@ BIN = Path(sys.executable).parent
 QUEUE = "login-queue"
 
 TARGETS = {
-    "wall_ratio": 1.10,
-    "cpu_ratio": 1.15,
+    "wall_ratio": 1.05,
+    "cpu_ratio": 1.10,
     "dbt_full_1m_seconds": 30.0,
     "dbt_incremental_seconds": 5.0,
     "peak_rss_mb": 250.0,

@@ -16,6 +16,7 @@ from loader.errors import PipelineError
 if TYPE_CHECKING:
     from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
+    from loader.ingest.sqs import SqsQueue
     from loader.operations.run_report import RunReport
     from loader.settings import LoaderSettings, PiiSettings, SqsSettings
 
@@ -96,8 +97,7 @@ def seed(args: argparse.Namespace) -> None:
 
 
 def load(args: argparse.Namespace) -> None:
-    from loader.ingest.load import run_load
-    from loader.ingest.sqs import SqsQueue
+    from loader.ingest.load import loader_queue, run_load
     from loader.operations.reporting import reported
     from loader.settings import (
         loader_settings,
@@ -110,9 +110,18 @@ def load(args: argparse.Namespace) -> None:
     sqs, settings, credentials = _sqs_settings(args), loader_settings(), postgres_credentials()
     writable_pipelines_dir(settings)
     metrics_settings()  # used when the run ends: checked now
-    with reported("load", credentials, SqsQueue(sqs)) as report:
+    queue = loader_queue(sqs, settings)
+    with reported("load", credentials, queue) as report:
         with report.step("load"):
-            stats = run_load(sqs, settings, credentials, args.max_messages, True)
+            stats = run_load(
+                sqs,
+                settings,
+                credentials,
+                args.max_messages,
+                True,
+                queue=queue,
+                waiting=report.waiting_before,
+            )
         report.received, report.landed, report.deleted = stats.received, stats.landed, stats.deleted
     logs.result(
         "load.summary",
@@ -128,7 +137,7 @@ def load(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from loader.ingest.sqs import SqsQueue
+    from loader.ingest.load import loader_queue
     from loader.operations.reporting import reported
     from loader.settings import (
         loader_settings,
@@ -145,8 +154,9 @@ def run(args: argparse.Namespace) -> None:
     marts_schema()  # dbt's profile reads DBT_SCHEMA itself
     writable_pipelines_dir(settings)
     metrics_settings()  # used when the run ends: checked now
-    with reported("run", credentials, SqsQueue(sqs)) as report:
-        _run_steps(args, report, credentials, sqs, settings, full_check)
+    queue = loader_queue(sqs, settings)
+    with reported("run", credentials, queue) as report:
+        _run_steps(args, report, credentials, queue, settings, full_check)
 
 
 def status(args: argparse.Namespace) -> None:
@@ -169,7 +179,7 @@ def _run_steps(
     args: argparse.Namespace,
     report: RunReport,
     credentials: PostgresCredentials,
-    sqs: SqsSettings,
+    queue: SqsQueue,
     settings: LoaderSettings,
     full_check: bool,
 ) -> None:
@@ -186,7 +196,15 @@ def _run_steps(
         for note in _init_database(credentials, pii_settings()):
             logs.result("run.setup", note)
     with report.step("load"):
-        stats = run_load(sqs, settings, credentials, args.max_messages, True)
+        stats = run_load(
+            queue.settings,
+            settings,
+            credentials,
+            args.max_messages,
+            True,
+            queue=queue,
+            waiting=report.waiting_before,
+        )
     report.received, report.landed, report.deleted = stats.received, stats.landed, stats.deleted
     # this run's messages, as far as an earlier build had processed them (redeliveries)
     before = summary.outcomes(credentials, stats.load_ids, settings.dataset_name)

@@ -22,7 +22,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import chain
@@ -88,20 +88,31 @@ def make_pipeline(
     )
 
 
+def loader_queue(sqs_settings: SqsSettings, settings: LoaderSettings) -> SqsQueue:
+    """The queue as a load uses it: a connection for each receiver and deleter thread. A
+    caller that also reports on the queue passes it to `run_load`, so a run builds one client."""
+    return SqsQueue(sqs_settings, max_connections=2 * settings.receivers + 2)
+
+
 def run_load(
     sqs_settings: SqsSettings,
     settings: LoaderSettings,
     credentials: PostgresCredentials,
     max_messages: int | None = None,
     progress: bool = True,
+    queue: SqsQueue | None = None,
+    waiting: Mapping[str, int] | None = None,
 ) -> LoadStats:
-    """`progress`: say what happens (and on a terminal, show it live)."""
+    """`progress`: say what happens (and on a terminal, show it live). `queue`: from
+    `loader_queue`; `waiting`: its visible and in-flight counts, when the caller just asked
+    (one GetQueueAttributes fewer)."""
     say = _printer(progress)
     # Check both ends before touching a message: a refusal leaves the queue as it was.
     with warehouse.connect(credentials) as conn:
         refuse_foreign_code(conn, settings.dataset_name, roles_settings().role("owner"))
-    sqs = SqsQueue(sqs_settings, max_connections=2 * settings.receivers + 2)
-    waiting = sqs.approximate_counts()
+    sqs = queue or loader_queue(sqs_settings, settings)
+    if waiting is None:
+        waiting = sqs.approximate_counts()
     say(
         f"queue {sqs_settings.queue_name}: about {waiting['visible']:,} waiting, "
         f"{waiting['in_flight']:,} in flight",

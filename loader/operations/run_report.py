@@ -59,6 +59,14 @@ class RunReport:
         return self.queue_after.visible if self.queue_after else None
 
     @property
+    def waiting_before(self) -> dict[str, int] | None:
+        """The queue's visible and in-flight messages as the run began, None if SQS did not
+        answer then (the load asks again, and its error names the fix)."""
+        if self.queue_before is None:
+            return None
+        return {"visible": self.queue_before.visible, "in_flight": self.queue_before.in_flight}
+
+    @property
     def rejected(self) -> int:
         return sum(self.rejects_by_code.values())
 

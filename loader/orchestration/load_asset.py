@@ -5,8 +5,7 @@ finished first and messages deleted only after their commit, recorded in the run
 
 import dagster as dg
 
-from loader.ingest.load import run_load
-from loader.ingest.sqs import SqsQueue
+from loader.ingest.load import loader_queue, run_load
 from loader.names import RAW_SCHEMA, RAW_TABLE
 from loader.operations.reporting import reported
 from loader.settings import (
@@ -37,9 +36,12 @@ def sqs_load(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     sqs, settings, credentials = sqs_settings(), loader_settings(), postgres_credentials()
     writable_pipelines_dir(settings)
     metrics_settings()
-    with reported("load", credentials, SqsQueue(sqs)) as report:
+    queue = loader_queue(sqs, settings)
+    with reported("load", credentials, queue) as report:
         with report.step("load"):
-            stats = run_load(sqs, settings, credentials, None, False)
+            stats = run_load(
+                sqs, settings, credentials, None, False, queue=queue, waiting=report.waiting_before
+            )
         report.received, report.landed, report.deleted = stats.received, stats.landed, stats.deleted
     context.log.info(
         f"received {stats.received:,}, landed {stats.landed:,}, deleted {stats.deleted:,} "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,13 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+def interruptible() -> None:
+    """For a child that the test interrupts: Ctrl-C acts on it even where the tests were
+    started in the background, whose shell makes children ignore SIGINT (as `nohup make test &`
+    does), since an ignored signal stays ignored across exec."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @contextmanager
@@ -296,6 +304,7 @@ class Pipeline:
             cwd=self.workdir,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=interruptible,
         )
         assert loader.stderr is not None
         for line in loader.stderr:

@@ -10,7 +10,7 @@ import time
 
 import psycopg2
 
-from tests.conftest import PG, Pipeline
+from tests.conftest import PG, Pipeline, interruptible
 from tests.test_hostile_input import login
 
 
@@ -35,6 +35,7 @@ def test_ctrl_c_during_a_load_releases_its_messages(pipeline: Pipeline) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         # its COPY waits for the lock: the load holds all 20

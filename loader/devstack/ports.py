@@ -16,8 +16,10 @@ def free_port() -> int:
 def answers(host: str, port: int, timeout: float = 1.0) -> bool:
     """Whether a TCP connection to host:port is accepted."""
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            # with nothing listening on a port of the ephemeral range, the kernel can give the
+            # connection that same port as its own, and it then connects to itself
+            return connection.getsockname() != connection.getpeername()
     except OSError:
         return False
 
